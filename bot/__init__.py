@@ -1,0 +1,1 @@
+"""pimbot: the Slack front door to Microsoft Entra Privileged Identity Management."""

@@ -1,0 +1,404 @@
+"""The elevation request and the one transition table that owns its lifecycle.
+
+Nothing outside this module assigns ``status``: every change goes through an
+intention-named method that checks ``TRANSITIONS`` and records an ``AuditEntry``.
+Time is always a parameter (``at``); this module never reads the clock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from bot.errors import AlreadyDecided, InvalidTransition, NotAuthorized
+
+
+class RequestStatus(StrEnum):
+    PENDING_APPROVAL = "pending_approval"
+    APPROVED = "approved"
+    SCHEDULED = "scheduled"
+    AWAITING_PIM = "awaiting_pim"
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    DEACTIVATED = "deactivated"
+    DENIED = "denied"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+class Action(StrEnum):
+    APPROVE = "approve"  # the approval that reaches quorum
+    DENY = "deny"
+    CANCEL = "cancel"
+    TIME_OUT = "time_out"  # nobody decided in time
+    ACTIVATE = "activate"
+    SCHEDULE = "schedule"
+    AWAIT_PIM = "await_pim"  # delegated mode: PIM runs its own approval
+    FAIL = "fail"
+    EXTEND = "extend"
+    DEACTIVATE = "deactivate"
+    EXPIRE = "expire"
+
+
+S = RequestStatus
+TRANSITIONS: dict[tuple[RequestStatus, Action], RequestStatus] = {
+    (S.PENDING_APPROVAL, Action.APPROVE): S.APPROVED,
+    (S.PENDING_APPROVAL, Action.DENY): S.DENIED,
+    (S.PENDING_APPROVAL, Action.CANCEL): S.CANCELLED,
+    (S.PENDING_APPROVAL, Action.TIME_OUT): S.EXPIRED,
+    (S.APPROVED, Action.ACTIVATE): S.ACTIVE,
+    (S.APPROVED, Action.SCHEDULE): S.SCHEDULED,
+    (S.APPROVED, Action.AWAIT_PIM): S.AWAITING_PIM,
+    (S.APPROVED, Action.FAIL): S.FAILED,
+    (S.SCHEDULED, Action.ACTIVATE): S.ACTIVE,
+    (S.SCHEDULED, Action.CANCEL): S.CANCELLED,
+    (S.SCHEDULED, Action.FAIL): S.FAILED,
+    (S.AWAITING_PIM, Action.ACTIVATE): S.ACTIVE,
+    (S.AWAITING_PIM, Action.SCHEDULE): S.SCHEDULED,
+    (S.AWAITING_PIM, Action.DENY): S.DENIED,
+    (S.AWAITING_PIM, Action.CANCEL): S.CANCELLED,
+    (S.AWAITING_PIM, Action.FAIL): S.FAILED,
+    (S.ACTIVE, Action.EXTEND): S.ACTIVE,
+    (S.ACTIVE, Action.DEACTIVATE): S.DEACTIVATED,
+    (S.ACTIVE, Action.EXPIRE): S.EXPIRED,
+}
+TERMINAL_STATUSES = frozenset({S.EXPIRED, S.DEACTIVATED, S.DENIED, S.CANCELLED, S.FAILED})
+# Statuses in which the role is (or is about to be) granted: no second request may overlap.
+LIVE_STATUSES = frozenset({S.PENDING_APPROVAL, S.APPROVED, S.SCHEDULED, S.AWAITING_PIM, S.ACTIVE})
+
+
+def next_status(current: RequestStatus, action: Action) -> RequestStatus:
+    """The status ``action`` leads to from ``current``; InvalidTransition when not allowed."""
+    try:
+        return TRANSITIONS[(current, action)]
+    except KeyError:
+        raise InvalidTransition(
+            f"This request is {current.value.replace('_', ' ')}; it cannot be {_PAST[action]} now."
+        ) from None
+
+
+_PAST = {
+    Action.APPROVE: "approved",
+    Action.DENY: "denied",
+    Action.CANCEL: "cancelled",
+    Action.TIME_OUT: "timed out",
+    Action.ACTIVATE: "activated",
+    Action.SCHEDULE: "scheduled",
+    Action.AWAIT_PIM: "handed to PIM",
+    Action.FAIL: "marked failed",
+    Action.EXTEND: "extended",
+    Action.DEACTIVATE: "deactivated",
+    Action.EXPIRE: "expired",
+}
+
+
+@dataclass(frozen=True)
+class Person:
+    """A Slack user as pimbot knows them: (team or enterprise, user id) plus their Entra id."""
+
+    slack_team: str
+    slack_user: str
+    entra_id: str | None = None
+    display_name: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.slack_team}/{self.slack_user}"
+
+    @property
+    def mention(self) -> str:
+        return f"<@{self.slack_user}>"
+
+
+SYSTEM = Person(slack_team="pimbot", slack_user="pimbot", display_name="pimbot")
+
+
+@dataclass(frozen=True)
+class RoleRef:
+    """An Entra directory role as PIM names it."""
+
+    role_definition_id: str
+    display_name: str
+    directory_scope_id: str = "/"
+
+
+@dataclass(frozen=True)
+class Ticket:
+    number: str
+    system: str | None = None
+
+
+class Decision(StrEnum):
+    APPROVE = "approve"
+    DENY = "deny"
+
+
+@dataclass(frozen=True)
+class ApprovalDecision:
+    approver: Person
+    decision: Decision
+    at: datetime
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of the append-only audit trail: who did what, from which state to which, why."""
+
+    request_id: str | None
+    actor: str
+    action: str
+    from_status: str | None
+    to_status: str | None
+    at: datetime
+    detail: str | None = None
+
+
+@dataclass
+class ElevationRequest:
+    """A person's request for a time-bound role activation, and everything that happened to it."""
+
+    id: str
+    requester: Person
+    role: RoleRef
+    duration: timedelta
+    reason: str
+    created_at: datetime
+    ticket: Ticket | None = None
+    requested_start: datetime | None = None
+    quorum: int = 1
+    approver_specs: tuple[str, ...] = ()
+    break_glass: bool = False
+    status: RequestStatus = RequestStatus.PENDING_APPROVAL
+    version: int = 0
+    updated_at: datetime | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    decided_at: datetime | None = None
+    graph_request_id: str | None = None
+    deny_reason: str | None = None
+    failure_reason: str | None = None
+    extension_count: int = 0
+    remind_at: datetime | None = None
+    reminded_at: datetime | None = None
+    decisions: list[ApprovalDecision] = field(default_factory=list)
+    # Filled by the methods below, drained by the repository in the same transaction.
+    new_audit_entries: list[AuditEntry] = field(default_factory=list)
+    new_decisions: list[ApprovalDecision] = field(default_factory=list)
+
+    # --- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def submit(
+        cls,
+        *,
+        requester: Person,
+        role: RoleRef,
+        duration: timedelta,
+        reason: str,
+        at: datetime,
+        ticket: Ticket | None = None,
+        requested_start: datetime | None = None,
+        quorum: int = 1,
+        approver_specs: tuple[str, ...] = (),
+        break_glass: bool = False,
+    ) -> ElevationRequest:
+        request = cls(
+            id=str(uuid.uuid4()),
+            requester=requester,
+            role=role,
+            duration=duration,
+            reason=reason,
+            created_at=at,
+            updated_at=at,
+            ticket=ticket,
+            requested_start=requested_start,
+            quorum=max(1, quorum),
+            approver_specs=approver_specs,
+            break_glass=break_glass,
+        )
+        request._audit(requester.key, "submit", None, request.status, at, _submit_detail(request))
+        return request
+
+    # --- queries ------------------------------------------------------------------------------
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def approvals(self) -> list[ApprovalDecision]:
+        return [d for d in self.decisions if d.decision is Decision.APPROVE]
+
+    def approvals_needed(self) -> int:
+        return max(0, self.quorum - len(self.approvals()))
+
+    def decided_by(self) -> list[Person]:
+        """Who decided the request, for "already decided by …" messages."""
+        if self.status is S.DENIED:
+            return [d.approver for d in self.decisions if d.decision is Decision.DENY]
+        return [d.approver for d in self.approvals()]
+
+    def has_decided(self, person: Person) -> bool:
+        return any(d.approver.key == person.key for d in self.decisions)
+
+    # --- transitions --------------------------------------------------------------------------
+
+    def approve(self, approver: Person, *, at: datetime, note: str | None = None) -> bool:
+        """Count one approval; True when it reached quorum and the request became approved."""
+        self._check_decidable(approver)
+        decision = ApprovalDecision(approver, Decision.APPROVE, at, note)
+        self.decisions.append(decision)
+        self.new_decisions.append(decision)
+        if self.approvals_needed() > 0:
+            counted = len(self.approvals())
+            self._audit(
+                approver.key,
+                "approval_recorded",
+                self.status,
+                self.status,
+                at,
+                f"{counted} of {self.quorum} approvals",
+            )
+            self.updated_at = at
+            return False
+        self._move(Action.APPROVE, approver.key, at, note)
+        self.decided_at = at
+        return True
+
+    def auto_approve(self, *, actor: str, at: datetime, why: str) -> None:
+        """Approval without a person: the role needs none, or break-glass was invoked."""
+        self._move(Action.APPROVE, actor, at, why)
+        self.decided_at = at
+
+    def deny(self, approver: Person, *, reason: str, at: datetime) -> None:
+        self._check_decidable(approver)
+        decision = ApprovalDecision(approver, Decision.DENY, at, reason)
+        self.decisions.append(decision)
+        self.new_decisions.append(decision)
+        self.deny_reason = reason
+        self._move(Action.DENY, approver.key, at, reason)
+        self.decided_at = at
+
+    def cancel(self, actor: Person, *, at: datetime, reason: str | None = None) -> None:
+        if actor.key != self.requester.key:
+            raise NotAuthorized("Only the person who asked can cancel this request.")
+        self._move(Action.CANCEL, actor.key, at, reason)
+
+    def time_out(self, *, at: datetime) -> None:
+        self._move(Action.TIME_OUT, SYSTEM.key, at, "no decision before the approval deadline")
+
+    def schedule(
+        self, *, starts_at: datetime, ends_at: datetime, graph_request_id: str | None, at: datetime
+    ) -> None:
+        self._move(Action.SCHEDULE, SYSTEM.key, at, f"starts {starts_at.isoformat()}")
+        self.starts_at, self.ends_at = starts_at, ends_at
+        self.graph_request_id = graph_request_id
+
+    def await_pim(self, *, graph_request_id: str, at: datetime) -> None:
+        self._move(Action.AWAIT_PIM, SYSTEM.key, at, "waiting for PIM's own approval")
+        self.graph_request_id = graph_request_id
+
+    def mark_active(
+        self,
+        *,
+        starts_at: datetime,
+        ends_at: datetime,
+        graph_request_id: str | None,
+        at: datetime,
+        remind_at: datetime | None = None,
+    ) -> None:
+        self._move(Action.ACTIVATE, SYSTEM.key, at, f"active until {ends_at.isoformat()}")
+        self.starts_at, self.ends_at = starts_at, ends_at
+        self.graph_request_id = graph_request_id or self.graph_request_id
+        self.remind_at, self.reminded_at = remind_at, None
+
+    def mark_failed(self, *, reason: str, at: datetime) -> None:
+        self._move(Action.FAIL, SYSTEM.key, at, reason)
+        self.failure_reason = reason
+
+    def extend(
+        self, actor: Person, *, new_end: datetime, at: datetime, remind_at: datetime | None = None
+    ) -> None:
+        if self.ends_at is not None and new_end <= self.ends_at:
+            raise InvalidTransition("An extension must move the end time later.")
+        old_end = self.ends_at
+        self._move(
+            Action.EXTEND,
+            actor.key,
+            at,
+            f"end moved from {old_end.isoformat() if old_end else '?'} to {new_end.isoformat()}",
+        )
+        self.ends_at = new_end
+        self.extension_count += 1
+        self.remind_at, self.reminded_at = remind_at, None
+
+    def deactivate(self, actor: Person, *, at: datetime, reason: str | None = None) -> None:
+        self._move(Action.DEACTIVATE, actor.key, at, reason)
+        self.ends_at = at
+        self.remind_at = None
+
+    def expire(self, *, at: datetime, reason: str = "PIM ended the assignment") -> None:
+        self._move(Action.EXPIRE, SYSTEM.key, at, reason)
+        self.remind_at = None
+
+    def mark_reminded(self, *, at: datetime) -> None:
+        """The pre-expiry reminder went out; not a status change, but audited."""
+        self.reminded_at = at
+        self._audit(SYSTEM.key, "reminded", self.status, self.status, at, None)
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _check_decidable(self, approver: Person) -> None:
+        if self.status is not S.PENDING_APPROVAL:
+            raise AlreadyDecided(self._why_not_pending())
+        if self.has_decided(approver):
+            raise AlreadyDecided("You already approved this request.")
+
+    def _why_not_pending(self) -> str:
+        if self.status is S.CANCELLED:
+            return "The requester cancelled this request."
+        if self.status is S.EXPIRED and self.decided_at is None:
+            return "This request timed out before anyone decided."
+        names = ", ".join(p.mention for p in self.decided_by())
+        verb = "denied" if self.status is S.DENIED else "approved"
+        return f"Already {verb} by {names}." if names else f"Already {verb} by pimbot."
+
+    def _move(self, action: Action, actor: str, at: datetime, detail: str | None) -> None:
+        target = next_status(self.status, action)
+        self._audit(actor, action.value, self.status, target, at, detail)
+        self.status = target
+        self.updated_at = at
+
+    def _audit(
+        self,
+        actor: str,
+        action: str,
+        before: RequestStatus | None,
+        after: RequestStatus | None,
+        at: datetime,
+        detail: str | None,
+    ) -> None:
+        self.new_audit_entries.append(
+            AuditEntry(
+                request_id=self.id,
+                actor=actor,
+                action=action,
+                from_status=before.value if before else None,
+                to_status=after.value if after else None,
+                at=at,
+                detail=detail,
+            )
+        )
+
+    def snapshot(self) -> ElevationRequest:
+        """A copy safe to hand to presentation code (no pending audit state)."""
+        return replace(self, decisions=list(self.decisions), new_audit_entries=[], new_decisions=[])
+
+
+def _submit_detail(request: ElevationRequest) -> str:
+    parts = [f"{request.role.display_name} for {int(request.duration.total_seconds() // 60)}m"]
+    if request.break_glass:
+        parts.append("break-glass")
+    return ", ".join(parts)

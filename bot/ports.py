@@ -1,0 +1,250 @@
+"""The ports the use cases talk through, in domain language.
+
+Only domain values cross these: no httpx, Graph JSON, Slack payloads or SQLAlchemy sessions.
+Real adapters live in ``bot.graph`` (PIM), ``handlers.notifier`` (Slack) and ``storage``;
+the tests have fakes for each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from types import TracebackType
+from typing import Protocol, Self
+
+from bot.authority import ApproverSet
+from bot.elevation import AuditEntry, ElevationRequest, Person, RoleRef, Ticket
+from bot.rules import ApproverSpec, EffectiveRules, RoleSettings
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Timezone-aware UTC now."""
+        ...
+
+
+# --- Microsoft Graph / PIM -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DirectoryUser:
+    id: str
+    display_name: str
+    user_principal_name: str
+    mail: str | None = None
+
+
+@dataclass(frozen=True)
+class EligibleRole:
+    """A role the user may activate now, directly or through a role-assignable group."""
+
+    role: RoleRef
+    member_type: str = "Direct"  # "Direct" | "Group" | "Inherited"
+    via_group_id: str | None = None
+    ends_at: datetime | None = None  # None: eligible permanently
+
+
+@dataclass(frozen=True)
+class ActiveAssignment:
+    """A role the user holds now: ``Activated`` (time-bound) or ``Assigned`` (permanent or set)."""
+
+    role: RoleRef
+    assignment_type: str  # "Activated" | "Assigned"
+    starts_at: datetime | None
+    ends_at: datetime | None  # None: permanent
+    member_type: str = "Direct"
+
+    @property
+    def is_permanent(self) -> bool:
+        return self.ends_at is None
+
+
+@dataclass(frozen=True)
+class ActivationRequest:
+    principal_id: str
+    role: RoleRef
+    duration: timedelta
+    justification: str
+    ticket: Ticket | None = None
+    start: datetime | None = None  # None: now
+
+
+@dataclass(frozen=True)
+class ActivationResult:
+    """What PIM made of a schedule request: its id, Graph status string and schedule."""
+
+    graph_request_id: str
+    status: str  # Graph's exact string: Provisioned, Granted, PendingApproval, ...
+    starts_at: datetime | None
+    ends_at: datetime | None
+
+    @property
+    def is_granted(self) -> bool:
+        return self.status.lower() in ("provisioned", "granted", "scheduled", "schedulecreated")
+
+
+class PimClient(Protocol):
+    """Everything pimbot asks Microsoft Graph PIM (Entra directory roles)."""
+
+    def resolve_user(self, ref: str) -> DirectoryUser | None:
+        """By object id, UPN or mail; None when nobody matches."""
+        ...
+
+    def list_group_members(self, group_id: str) -> list[DirectoryUser]: ...
+
+    def list_eligible_roles(self, principal_id: str) -> list[EligibleRole]: ...
+
+    def list_active_assignments(self, principal_id: str) -> list[ActiveAssignment]: ...
+
+    def get_role_settings(self, role: RoleRef) -> RoleSettings: ...
+
+    def activate(self, request: ActivationRequest) -> ActivationResult: ...
+
+    def deactivate(self, principal_id: str, role: RoleRef) -> ActivationResult: ...
+
+    def extend(
+        self,
+        principal_id: str,
+        role: RoleRef,
+        *,
+        new_end: datetime,
+        justification: str,
+        ticket: Ticket | None = None,
+    ) -> ActivationResult: ...
+
+    def get_request(self, graph_request_id: str) -> ActivationResult: ...
+
+
+# --- Slack-facing side -----------------------------------------------------------------------
+
+
+class Event(StrEnum):
+    """What just happened to a request; the notifier decides who hears about it and how."""
+
+    SUBMITTED = "submitted"
+    APPROVAL_RECORDED = "approval_recorded"
+    APPROVED = "approved"
+    DENIED = "denied"
+    CANCELLED = "cancelled"
+    SCHEDULED = "scheduled"
+    ACTIVE = "active"
+    FAILED = "failed"
+    EXTENDED = "extended"
+    DEACTIVATION_SCHEDULED = "deactivation_scheduled"
+    DEACTIVATED = "deactivated"
+    EXPIRED = "expired"
+    TIMED_OUT = "timed_out"
+    REMINDER = "reminder"
+    NUDGE = "nudge"
+
+
+class Notifier(Protocol):
+    def request_changed(self, request: ElevationRequest, event: Event) -> None:
+        """Re-render every card of ``request`` and tell the people ``event`` concerns."""
+        ...
+
+
+class ApproverResolver(Protocol):
+    def resolve(self, specs: Sequence[ApproverSpec], rules: EffectiveRules) -> ApproverSet:
+        """The people the specs name, right now (Slack users, user groups, Entra groups, PIM)."""
+        ...
+
+
+class RulesSource(Protocol):
+    def rules_for(self, role: RoleRef) -> EffectiveRules: ...
+
+
+# --- Storage ---------------------------------------------------------------------------------
+
+
+class RequestRepository(Protocol):
+    def add(self, request: ElevationRequest) -> None: ...
+
+    def get(self, request_id: str) -> ElevationRequest | None: ...
+
+    def save(self, request: ElevationRequest) -> None:
+        """Persist changes if nobody else saved first; ConcurrentUpdate otherwise."""
+        ...
+
+    def list_for_requester(self, person: Person, *, limit: int = 20) -> list[ElevationRequest]: ...
+
+    def list_live_for_role(
+        self, person: Person, role_definition_id: str
+    ) -> list[ElevationRequest]: ...
+
+    def list_pending(self, *, limit: int = 100) -> list[ElevationRequest]: ...
+
+    def list_recent_elevations(
+        self, person: Person, *, since: datetime, limit: int = 5
+    ) -> list[ElevationRequest]: ...
+
+    def list_due_for_reminder(
+        self, now: datetime, *, limit: int = 100
+    ) -> list[ElevationRequest]: ...
+
+    def list_due_for_expiry(self, now: datetime, *, limit: int = 100) -> list[ElevationRequest]: ...
+
+    def list_pending_since_before(
+        self, cutoff: datetime, *, limit: int = 100
+    ) -> list[ElevationRequest]: ...
+
+
+class AuditLog(Protocol):
+    def add(self, entry: AuditEntry) -> None: ...
+
+    def list_for_request(self, request_id: str) -> list[AuditEntry]: ...
+
+
+@dataclass(frozen=True)
+class IdentityLink:
+    slack_team: str
+    slack_user: str
+    entra_id: str
+    source: str  # "operator" | "email" | "signin"
+    linked_at: datetime
+
+
+class IdentityLinks(Protocol):
+    def get(self, slack_team: str, slack_user: str) -> IdentityLink | None: ...
+
+    def link(self, link: IdentityLink) -> None: ...
+
+    def unlink(self, slack_team: str, slack_user: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class PostedMessage:
+    request_id: str
+    channel: str
+    ts: str
+    kind: str  # "approver_card" | "info_card" | "requester_dm" | "reminder"
+
+
+class MessageLog(Protocol):
+    def add(self, message: PostedMessage) -> None: ...
+
+    def list_for_request(self, request_id: str) -> list[PostedMessage]: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction. Rolls back unless ``commit()`` was called inside the ``with`` block."""
+
+    requests: RequestRepository
+    audit: AuditLog
+    identities: IdentityLinks
+    messages: MessageLog
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...

@@ -1,0 +1,1 @@
+"""Slack transport: Bolt listeners and Block Kit builders. Logic lives in ``bot``."""

@@ -18,7 +18,7 @@ _ISO = re.compile(
 
 
 def parse_duration(text: str) -> timedelta:
-    """Parse ``1h30m``-style or ISO-8601 (``PT1H30M``) text; raise ValueError with a clear reason."""
+    """Parse ``1h30m``-style or ISO-8601 (``PT1H30M``) text; ValueError says what is wrong."""
     raw = text.strip()
     if not raw:
         raise ValueError("empty duration")

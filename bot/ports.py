@@ -220,6 +220,7 @@ class PostedMessage:
     channel: str
     ts: str
     kind: str  # "approver_card" | "info_card" | "requester_dm" | "reminder"
+    posted_at: datetime
 
 
 class MessageLog(Protocol):

@@ -1,0 +1,463 @@
+"""Use cases: one plain function per thing a person (or the scheduler) asks pimbot to do.
+
+Each state change is one unit of work with its audit entries in the same transaction, and no
+transaction is ever open during a Graph or Slack call: approve commits ``approved``, calls
+Graph, then commits ``active`` or ``failed``. Slack hears about a change only after it is
+committed, and a failure to tell Slack never undoes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.authority import check_is_requester, check_may_decide
+from bot.durations import humanize
+from bot.elevation import Action as LifecycleAction
+from bot.elevation import ElevationRequest, Person, RequestStatus, RoleRef, Ticket, next_status
+from bot.errors import (
+    ActiveDurationTooShort,
+    AssignmentExists,
+    AssignmentNotFound,
+    ConcurrentUpdate,
+    IdentityError,
+    NotAuthorized,
+    PimError,
+    PimUnavailable,
+    RequestNotFound,
+    ValidationFailed,
+)
+from bot.ports import (
+    ActivationRequest,
+    ActivationResult,
+    ApproverResolver,
+    Clock,
+    EligibleRole,
+    Event,
+    Notifier,
+    PimClient,
+    RulesSource,
+    UnitOfWork,
+)
+from bot.rules import (
+    DURATION,
+    ROLE,
+    ApproverSpec,
+    EffectiveRules,
+    Mode,
+    RequestForm,
+    validate_request,
+)
+
+log = logging.getLogger(__name__)
+
+# A scheduled start this close to now is treated as "now" (PIM's clock and ours differ a little).
+_START_SLACK = timedelta(minutes=1)
+_SAVE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Everything the use cases talk to, built once by the composition root."""
+
+    uow: Callable[[], UnitOfWork]
+    pim: PimClient
+    notifier: Notifier
+    clock: Clock
+    approvers: ApproverResolver
+    rules: RulesSource
+    mode: Mode = Mode.BROKER
+
+
+# --- requesting ----------------------------------------------------------------------------------
+
+
+def submit_request(form: RequestForm, requester: Person, *, ports: Ports) -> ElevationRequest:
+    """Check the form against eligibility and the effective rules, then store the request."""
+    if requester.entra_id is None:
+        raise IdentityError("Your Slack account is not linked to a Microsoft Entra account yet.")
+    role = _eligible_role(form.role_definition_id, requester.entra_id, ports)
+    _refuse_if_already_active(role, requester.entra_id, ports)
+    rules = ports.rules.rules_for(role)
+    now = ports.clock.now()
+    errors = validate_request(
+        form, rules, now=now, mode=ports.mode, requester_slack_id=requester.slack_user
+    )
+    if errors:
+        raise ValidationFailed(errors)
+    assert form.duration is not None  # validate_request refuses a missing duration
+    ticket = (
+        Ticket(form.ticket_number.strip(), form.ticket_system.strip() or None)
+        if form.ticket_number.strip()
+        else None
+    )
+    start = form.start if form.start and form.start > now + _START_SLACK else None
+    with ports.uow() as uow:
+        live = uow.requests.list_live_for_role(requester, role.role_definition_id)
+        if live:
+            state = live[0].status.value.replace("_", " ")
+            raise ValidationFailed(
+                {ROLE: f"You already have a request for {role.display_name} that is {state}."}
+            )
+        request = ElevationRequest.submit(
+            requester=requester,
+            role=role,
+            duration=form.duration,
+            reason=form.reason.strip(),
+            at=now,
+            ticket=ticket,
+            requested_start=start,
+            quorum=rules.quorum,
+            approver_specs=tuple(spec.as_text() for spec in rules.approvers),
+            break_glass=form.break_glass,
+        )
+        if form.break_glass:
+            request.auto_approve(
+                actor=requester.key,
+                at=now,
+                why="break-glass: activated without waiting for approval",
+            )
+        elif not rules.approval_required:
+            request.auto_approve(actor="pimbot", at=now, why="no approval required for this role")
+        uow.requests.add(request)
+        uow.commit()
+    log.info("request submitted", extra={"request_id": request.id, "status": request.status})
+    _tell(ports, request, Event.SUBMITTED)
+    if request.status is RequestStatus.APPROVED:
+        return activate_request(request.id, ports=ports)
+    return request
+
+
+def _eligible_role(role_definition_id: str, principal_id: str, ports: Ports) -> RoleRef:
+    for eligible in ports.pim.list_eligible_roles(principal_id):
+        if eligible.role.role_definition_id == role_definition_id:
+            return eligible.role
+    raise ValidationFailed(
+        {
+            ROLE: "You are not eligible for that role in PIM. Ask an admin to "
+            "make you eligible, or pick another role."
+        }
+    )
+
+
+def _refuse_if_already_active(role: RoleRef, principal_id: str, ports: Ports) -> None:
+    for assignment in ports.pim.list_active_assignments(principal_id):
+        if assignment.role.role_definition_id != role.role_definition_id:
+            continue
+        if assignment.is_permanent:
+            raise ValidationFailed({ROLE: f"You hold {role.display_name} permanently already."})
+        until = assignment.ends_at.strftime("%H:%M UTC") if assignment.ends_at else "?"
+        raise ValidationFailed(
+            {
+                ROLE: f"{role.display_name} is already active for you until "
+                f"{until}. Extend it instead of asking again."
+            }
+        )
+
+
+# --- deciding ------------------------------------------------------------------------------------
+
+
+def approve_request(request_id: str, approver: Person, *, ports: Ports) -> ElevationRequest:
+    """Count ``approver``'s approval; at quorum, activate the role in PIM."""
+    request = _load(request_id, ports)
+    approvers = ports.approvers.resolve(_specs(request), ports.rules.rules_for(request.role))
+    now = ports.clock.now()
+    reached: list[bool] = []
+
+    def approve(req: ElevationRequest) -> None:
+        check_may_decide(req, approver, approvers)
+        reached.append(req.approve(approver, at=now))
+
+    request = _change(request_id, approve, ports)
+    if not reached[-1]:
+        _tell(ports, request, Event.APPROVAL_RECORDED)
+        return request
+    _tell(ports, request, Event.APPROVED)
+    return activate_request(request_id, ports=ports)
+
+
+def deny_request(
+    request_id: str, approver: Person, reason: str, *, ports: Ports
+) -> ElevationRequest:
+    reason = reason.strip()
+    if not reason:
+        raise ValidationFailed({"reason": "Say why you deny the request; the requester sees it."})
+    request = _load(request_id, ports)
+    approvers = ports.approvers.resolve(_specs(request), ports.rules.rules_for(request.role))
+    now = ports.clock.now()
+
+    def deny(req: ElevationRequest) -> None:
+        check_may_decide(req, approver, approvers)
+        req.deny(approver, reason=reason, at=now)
+
+    request = _change(request_id, deny, ports)
+    _tell(ports, request, Event.DENIED)
+    return request
+
+
+def cancel_request(request_id: str, actor: Person, *, ports: Ports) -> ElevationRequest:
+    """The requester withdraws a request that is not active yet."""
+    now = ports.clock.now()
+    request = _change(request_id, lambda req: req.cancel(actor, at=now), ports)
+    _tell(ports, request, Event.CANCELLED)
+    return request
+
+
+# --- activating and ending -----------------------------------------------------------------------
+
+
+def activate_request(request_id: str, *, ports: Ports) -> ElevationRequest:
+    """Turn an ``approved`` request into a PIM assignment; commit ``active`` or ``failed``."""
+    request = _load(request_id, ports)
+    if request.status is not RequestStatus.APPROVED:
+        return request  # someone else (a racing click, the sweeper) got here first
+    assert request.requester.entra_id is not None
+    rules = ports.rules.rules_for(request.role)
+    try:
+        result = ports.pim.activate(
+            ActivationRequest(
+                principal_id=request.requester.entra_id,
+                role=request.role,
+                duration=request.duration,
+                justification=_justification(request),
+                ticket=request.ticket,
+                start=request.requested_start,
+            )
+        )
+    except PimUnavailable as exc:
+        # Ambiguous: the assignment may or may not exist. Leave ``approved`` for the sweeper,
+        # which asks Graph before doing anything (never a second blind activation).
+        log.warning("activation deferred: %s", exc.user_message, extra={"request_id": request_id})
+        return request
+    except AssignmentExists as exc:
+        return _fail(
+            request_id,
+            f"{request.role.display_name} is already active for you in "
+            f"PIM (activated outside pimbot?). {exc.user_message}",
+            ports,
+        )
+    except PimError as exc:
+        return _fail(request_id, exc.user_message, ports)
+    return record_activation(request_id, result, rules, ports=ports)
+
+
+def record_activation(
+    request_id: str, result: ActivationResult, rules: EffectiveRules, *, ports: Ports
+) -> ElevationRequest:
+    """Store what PIM answered: active now, or scheduled for a later start."""
+    now = ports.clock.now()
+    request = _load(request_id, ports)
+    starts_at = result.starts_at or request.requested_start or now
+    ends_at = result.ends_at or starts_at + request.duration
+
+    def store(req: ElevationRequest) -> None:
+        if starts_at > now + _START_SLACK:
+            req.schedule(
+                starts_at=starts_at,
+                ends_at=ends_at,
+                graph_request_id=result.graph_request_id,
+                at=now,
+            )
+        else:
+            req.mark_active(
+                starts_at=starts_at,
+                ends_at=ends_at,
+                graph_request_id=result.graph_request_id,
+                at=now,
+                remind_at=reminder_time(starts_at, ends_at, rules.reminder_lead),
+            )
+
+    request = _change(request_id, store, ports)
+    _tell(
+        ports,
+        request,
+        Event.SCHEDULED if request.status is RequestStatus.SCHEDULED else Event.ACTIVE,
+    )
+    return request
+
+
+def reminder_time(starts_at: datetime, ends_at: datetime, lead: timedelta) -> datetime:
+    """When to warn before expiry: ``lead`` ahead, but never before half of a short activation."""
+    return ends_at - min(lead, (ends_at - starts_at) / 2)
+
+
+def deactivate_request(
+    request_id: str, actor: Person, *, ports: Ports, reason: str | None = None
+) -> ElevationRequest:
+    """End an active elevation early in PIM, then record it."""
+    request = _load(request_id, ports)
+    check_is_requester(request, actor)
+    next_status(request.status, LifecycleAction.DEACTIVATE)  # refuse early if not active
+    assert request.requester.entra_id is not None
+    detail = reason or "ended early by the requester"
+    try:
+        ports.pim.deactivate(request.requester.entra_id, request.role)
+    except AssignmentNotFound:
+        detail = "PIM no longer had the assignment"
+    except ActiveDurationTooShort as exc:
+        earliest = (request.starts_at or ports.clock.now()) + timedelta(minutes=5)
+        raise ActiveDurationTooShort(
+            f"PIM does not let a role end in its first 5 minutes. Try again after "
+            f"{earliest.strftime('%H:%M:%S UTC')}.",
+            code=exc.code,
+            status=exc.status,
+        ) from None
+    now = ports.clock.now()
+    request = _change(request_id, lambda req: req.deactivate(actor, at=now, reason=detail), ports)
+    _tell(ports, request, Event.DEACTIVATED)
+    return request
+
+
+def extend_request(
+    request_id: str, actor: Person, extra: timedelta, *, ports: Ports
+) -> ElevationRequest:
+    """Move the end of an active elevation later, with no gap in access."""
+    request = _load(request_id, ports)
+    check_is_requester(request, actor)
+    next_status(request.status, LifecycleAction.EXTEND)
+    rules = ports.rules.rules_for(request.role)
+    if rules.approval_required_for_extension:
+        raise NotAuthorized(
+            f"Extending {request.role.display_name} needs approval again. "
+            "Ask for it with `/pim request` once this activation ends."
+        )
+    now = ports.clock.now()
+    assert request.ends_at is not None and request.requester.entra_id is not None
+    new_end = request.ends_at + extra
+    if extra < timedelta(minutes=5):
+        raise ValidationFailed({DURATION: "Extend by at least 5 minutes."})
+    if new_end - now > rules.max_duration:
+        raise ValidationFailed(
+            {
+                DURATION: f"Too long: {request.role.display_name} may be active "
+                f"at most {humanize(rules.max_duration)} from now."
+            }
+        )
+    result = ports.pim.extend(
+        request.requester.entra_id,
+        request.role,
+        new_end=new_end,
+        justification=_justification(request),
+        ticket=request.ticket,
+    )
+    final_end = result.ends_at or new_end
+    start = request.starts_at or now
+    request = _change(
+        request_id,
+        lambda req: req.extend(
+            actor,
+            new_end=final_end,
+            at=now,
+            remind_at=reminder_time(start, final_end, rules.reminder_lead),
+        ),
+        ports,
+    )
+    _tell(ports, request, Event.EXTENDED)
+    return request
+
+
+def expire_request(
+    request_id: str, *, ports: Ports, reason: str = "PIM ended the assignment"
+) -> ElevationRequest:
+    now = ports.clock.now()
+    request = _change(request_id, lambda req: req.expire(at=now, reason=reason), ports)
+    _tell(ports, request, Event.EXPIRED)
+    return request
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def get_request(request_id: str, *, ports: Ports) -> ElevationRequest:
+    return _load(request_id, ports)
+
+
+def list_my_requests(person: Person, *, ports: Ports, limit: int = 10) -> list[ElevationRequest]:
+    with ports.uow() as uow:
+        return uow.requests.list_for_requester(person, limit=limit)
+
+
+def list_pending_for_approver(approver: Person, *, ports: Ports) -> list[ElevationRequest]:
+    """Pending requests this person may decide (never their own)."""
+    with ports.uow() as uow:
+        pending = uow.requests.list_pending()
+    mine = []
+    for request in pending:
+        approvers = ports.approvers.resolve(_specs(request), ports.rules.rules_for(request.role))
+        try:
+            check_may_decide(request, approver, approvers)
+        except NotAuthorized:
+            continue
+        if not request.has_decided(approver):
+            mine.append(request)
+    return mine
+
+
+def list_eligible_roles(person: Person, *, ports: Ports) -> list[EligibleRole]:
+    if person.entra_id is None:
+        raise IdentityError("Your Slack account is not linked to a Microsoft Entra account yet.")
+    return ports.pim.list_eligible_roles(person.entra_id)
+
+
+# --- internals -----------------------------------------------------------------------------------
+
+
+def _load(request_id: str, ports: Ports) -> ElevationRequest:
+    with ports.uow() as uow:
+        request = uow.requests.get(request_id)
+    if request is None:
+        raise RequestNotFound("That request does not exist (any more).")
+    return request
+
+
+def _change(
+    request_id: str, mutate: Callable[[ElevationRequest], None], ports: Ports
+) -> ElevationRequest:
+    """Load, apply ``mutate``, save conditionally, commit; reload and retry if someone raced us.
+
+    The retry re-runs ``mutate`` against the fresh state, so a lost race turns into the
+    domain's own answer ("already approved by …") rather than a storage error.
+    """
+    for _attempt in range(_SAVE_ATTEMPTS):
+        with ports.uow() as uow:
+            request = uow.requests.get(request_id)
+            if request is None:
+                raise RequestNotFound("That request does not exist (any more).")
+            mutate(request)
+            try:
+                uow.requests.save(request)
+                uow.commit()
+            except ConcurrentUpdate:
+                continue
+            return request.snapshot()
+    raise ConcurrentUpdate(request_id)
+
+
+def _fail(request_id: str, reason: str, ports: Ports) -> ElevationRequest:
+    now = ports.clock.now()
+    request = _change(request_id, lambda req: req.mark_failed(reason=reason, at=now), ports)
+    _tell(ports, request, Event.FAILED)
+    return request
+
+
+def _specs(request: ElevationRequest) -> list[ApproverSpec]:
+    return [ApproverSpec.from_text(text) for text in request.approver_specs]
+
+
+def _justification(request: ElevationRequest) -> str:
+    # PIM shows this in its own audit log: say which tool asked, within PIM's 500 characters.
+    suffix = f" (via pimbot, request {request.id[:8]})"
+    return request.reason[: 500 - len(suffix)] + suffix
+
+
+def _tell(ports: Ports, request: ElevationRequest, event: Event) -> None:
+    # The change is committed; a Slack outage must not undo it or hide it from the log.
+    try:
+        ports.notifier.request_changed(request, event)
+    except Exception:
+        log.exception(
+            "could not notify Slack", extra={"request_id": request.id, "event": event.value}
+        )

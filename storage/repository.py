@@ -1,0 +1,374 @@
+"""Repositories: intention-named queries over one SQLAlchemy session. No session leaves here."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.elevation import (
+    LIVE_STATUSES,
+    ApprovalDecision,
+    AuditEntry,
+    Decision,
+    ElevationRequest,
+    Person,
+    RequestStatus,
+    RoleRef,
+    Ticket,
+)
+from bot.errors import ConcurrentUpdate
+from bot.ports import IdentityLink, PostedMessage
+from storage.tables import AuditRow, DecisionRow, IdentityLinkRow, RequestRow, SlackMessageRow
+
+# Columns a save may change; everything else is fixed at submission.
+_MUTABLE = (
+    "status",
+    "updated_at",
+    "decided_at",
+    "starts_at",
+    "ends_at",
+    "graph_request_id",
+    "deny_reason",
+    "failure_reason",
+    "extension_count",
+    "remind_at",
+    "reminded_at",
+)
+
+
+class SqlRequestRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, request: ElevationRequest) -> None:
+        request.version = 1
+        self._session.add(_to_row(request))
+        self._flush_pending(request)
+
+    def get(self, request_id: str) -> ElevationRequest | None:
+        row = self._session.get(RequestRow, request_id, populate_existing=True)
+        return None if row is None else self._load(row)
+
+    def save(self, request: ElevationRequest) -> None:
+        """Conditional update on ``version``: of two racing saves, exactly one wins."""
+        values = {name: getattr(_to_row(request), name) for name in _MUTABLE}
+        result = self._session.execute(
+            update(RequestRow)
+            .where(RequestRow.id == request.id, RequestRow.version == request.version)
+            .values(version=request.version + 1, **values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise ConcurrentUpdate(request.id)
+        request.version += 1
+        self._flush_pending(request)
+
+    def list_for_requester(self, person: Person, *, limit: int = 20) -> list[ElevationRequest]:
+        return self._select(
+            select(RequestRow)
+            .where(
+                RequestRow.requester_team == person.slack_team,
+                RequestRow.requester_user == person.slack_user,
+            )
+            .order_by(RequestRow.created_at.desc())
+            .limit(limit)
+        )
+
+    def list_live_for_role(self, person: Person, role_definition_id: str) -> list[ElevationRequest]:
+        return self._select(
+            select(RequestRow).where(
+                RequestRow.requester_team == person.slack_team,
+                RequestRow.requester_user == person.slack_user,
+                RequestRow.role_definition_id == role_definition_id,
+                RequestRow.status.in_([s.value for s in LIVE_STATUSES]),
+            )
+        )
+
+    def list_pending(self, *, limit: int = 100) -> list[ElevationRequest]:
+        return self._select(
+            select(RequestRow)
+            .where(RequestRow.status == RequestStatus.PENDING_APPROVAL.value)
+            .order_by(RequestRow.created_at)
+            .limit(limit)
+        )
+
+    def list_recent_elevations(
+        self, person: Person, *, since: datetime, limit: int = 5
+    ) -> list[ElevationRequest]:
+        granted = [RequestStatus.ACTIVE, RequestStatus.EXPIRED, RequestStatus.DEACTIVATED]
+        return self._select(
+            select(RequestRow)
+            .where(
+                RequestRow.requester_team == person.slack_team,
+                RequestRow.requester_user == person.slack_user,
+                RequestRow.created_at >= since,
+                RequestRow.status.in_([s.value for s in granted]),
+            )
+            .order_by(RequestRow.created_at.desc())
+            .limit(limit)
+        )
+
+    def list_due_for_reminder(self, now: datetime, *, limit: int = 100) -> list[ElevationRequest]:
+        return self._select(
+            select(RequestRow)
+            .where(
+                RequestRow.status == RequestStatus.ACTIVE.value,
+                RequestRow.remind_at <= now,
+                RequestRow.reminded_at.is_(None),
+            )
+            .order_by(RequestRow.remind_at)
+            .limit(limit)
+        )
+
+    def list_due_for_expiry(self, now: datetime, *, limit: int = 100) -> list[ElevationRequest]:
+        return self._select(
+            select(RequestRow)
+            .where(RequestRow.status == RequestStatus.ACTIVE.value, RequestRow.ends_at <= now)
+            .order_by(RequestRow.ends_at)
+            .limit(limit)
+        )
+
+    def list_pending_since_before(
+        self, cutoff: datetime, *, limit: int = 100
+    ) -> list[ElevationRequest]:
+        return self._select(
+            select(RequestRow)
+            .where(
+                RequestRow.status == RequestStatus.PENDING_APPROVAL.value,
+                RequestRow.created_at <= cutoff,
+            )
+            .order_by(RequestRow.created_at)
+            .limit(limit)
+        )
+
+    def list_approved_since_before(
+        self, cutoff: datetime, *, limit: int = 100
+    ) -> list[ElevationRequest]:
+        """``approved`` rows older than ``cutoff``: left behind by a crash mid-activation."""
+        return self._select(
+            select(RequestRow)
+            .where(
+                RequestRow.status == RequestStatus.APPROVED.value,
+                RequestRow.updated_at <= cutoff,
+            )
+            .order_by(RequestRow.updated_at)
+            .limit(limit)
+        )
+
+    def count_by_status(self) -> dict[str, int]:
+        rows = self._session.execute(
+            select(RequestRow.status, func.count()).group_by(RequestRow.status)
+        ).all()
+        return {status: count for status, count in rows}
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _select(self, statement: object) -> list[ElevationRequest]:
+        rows = self._session.scalars(statement).all()  # type: ignore[call-overload]
+        return [self._load(row) for row in rows]
+
+    def _load(self, row: RequestRow) -> ElevationRequest:
+        decisions = self._session.scalars(
+            select(DecisionRow).where(DecisionRow.request_id == row.id).order_by(DecisionRow.id)
+        ).all()
+        return _from_row(row, [_decision_from_row(d) for d in decisions])
+
+    def _flush_pending(self, request: ElevationRequest) -> None:
+        for decision in request.new_decisions:
+            self._session.add(_decision_to_row(request.id, decision))
+        for entry in request.new_audit_entries:
+            self._session.add(_audit_to_row(entry))
+        try:
+            self._session.flush()
+        except IntegrityError:
+            # The same person's decision raced in from another click: that click won.
+            raise ConcurrentUpdate(request.id) from None
+        request.new_decisions.clear()
+        request.new_audit_entries.clear()
+
+
+class SqlAuditLog:
+    """The append-only audit trail: there is deliberately no update or delete here."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, entry: AuditEntry) -> None:
+        self._session.add(_audit_to_row(entry))
+
+    def list_for_request(self, request_id: str) -> list[AuditEntry]:
+        rows = self._session.scalars(
+            select(AuditRow).where(AuditRow.request_id == request_id).order_by(AuditRow.id)
+        ).all()
+        return [_audit_from_row(r) for r in rows]
+
+    def list_recent(self, *, limit: int = 100) -> list[AuditEntry]:
+        rows = self._session.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit))
+        return [_audit_from_row(r) for r in rows]
+
+
+class SqlIdentityLinks:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get(self, slack_team: str, slack_user: str) -> IdentityLink | None:
+        row = self._session.get(IdentityLinkRow, (slack_team, slack_user))
+        if row is None:
+            return None
+        return IdentityLink(row.slack_team, row.slack_user, row.entra_id, row.source, row.linked_at)
+
+    def link(self, link: IdentityLink) -> None:
+        row = self._session.get(IdentityLinkRow, (link.slack_team, link.slack_user))
+        if row is None:
+            self._session.add(
+                IdentityLinkRow(
+                    slack_team=link.slack_team,
+                    slack_user=link.slack_user,
+                    entra_id=link.entra_id,
+                    source=link.source,
+                    linked_at=link.linked_at,
+                )
+            )
+        else:
+            row.entra_id, row.source, row.linked_at = link.entra_id, link.source, link.linked_at
+
+    def unlink(self, slack_team: str, slack_user: str) -> bool:
+        row = self._session.get(IdentityLinkRow, (slack_team, slack_user))
+        if row is None:
+            return False
+        self._session.delete(row)
+        self._session.flush()
+        return True
+
+
+class SqlMessageLog:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, message: PostedMessage) -> None:
+        self._session.add(
+            SlackMessageRow(
+                request_id=message.request_id,
+                channel=message.channel,
+                ts=message.ts,
+                kind=message.kind,
+                posted_at=message.posted_at,
+            )
+        )
+
+    def list_for_request(self, request_id: str) -> list[PostedMessage]:
+        rows = self._session.scalars(
+            select(SlackMessageRow)
+            .where(SlackMessageRow.request_id == request_id)
+            .order_by(SlackMessageRow.id)
+        ).all()
+        return [PostedMessage(r.request_id, r.channel, r.ts, r.kind, r.posted_at) for r in rows]
+
+
+# --- row <-> domain ------------------------------------------------------------------------------
+
+
+def _to_row(request: ElevationRequest) -> RequestRow:
+    return RequestRow(
+        id=request.id,
+        version=request.version,
+        status=request.status.value,
+        requester_team=request.requester.slack_team,
+        requester_user=request.requester.slack_user,
+        requester_entra_id=request.requester.entra_id,
+        requester_name=request.requester.display_name,
+        role_definition_id=request.role.role_definition_id,
+        role_name=request.role.display_name,
+        directory_scope_id=request.role.directory_scope_id,
+        duration_seconds=int(request.duration.total_seconds()),
+        reason=request.reason,
+        ticket_number=request.ticket.number if request.ticket else None,
+        ticket_system=request.ticket.system if request.ticket else None,
+        requested_start=request.requested_start,
+        quorum=request.quorum,
+        approver_specs=list(request.approver_specs),
+        break_glass=request.break_glass,
+        created_at=request.created_at,
+        updated_at=request.updated_at or request.created_at,
+        decided_at=request.decided_at,
+        starts_at=request.starts_at,
+        ends_at=request.ends_at,
+        graph_request_id=request.graph_request_id,
+        deny_reason=request.deny_reason,
+        failure_reason=request.failure_reason,
+        extension_count=request.extension_count,
+        remind_at=request.remind_at,
+        reminded_at=request.reminded_at,
+    )
+
+
+def _from_row(row: RequestRow, decisions: list[ApprovalDecision]) -> ElevationRequest:
+    return ElevationRequest(
+        id=row.id,
+        version=row.version,
+        status=RequestStatus(row.status),
+        requester=Person(
+            row.requester_team, row.requester_user, row.requester_entra_id, row.requester_name
+        ),
+        role=RoleRef(row.role_definition_id, row.role_name, row.directory_scope_id),
+        duration=timedelta(seconds=row.duration_seconds),
+        reason=row.reason,
+        ticket=Ticket(row.ticket_number, row.ticket_system) if row.ticket_number else None,
+        requested_start=row.requested_start,
+        quorum=row.quorum,
+        approver_specs=tuple(row.approver_specs),
+        break_glass=row.break_glass,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        decided_at=row.decided_at,
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        graph_request_id=row.graph_request_id,
+        deny_reason=row.deny_reason,
+        failure_reason=row.failure_reason,
+        extension_count=row.extension_count,
+        remind_at=row.remind_at,
+        reminded_at=row.reminded_at,
+        decisions=decisions,
+    )
+
+
+def _decision_to_row(request_id: str, decision: ApprovalDecision) -> DecisionRow:
+    return DecisionRow(
+        request_id=request_id,
+        approver_team=decision.approver.slack_team,
+        approver_user=decision.approver.slack_user,
+        approver_entra_id=decision.approver.entra_id,
+        approver_name=decision.approver.display_name,
+        decision=decision.decision.value,
+        reason=decision.reason,
+        decided_at=decision.at,
+    )
+
+
+def _decision_from_row(row: DecisionRow) -> ApprovalDecision:
+    approver = Person(
+        row.approver_team, row.approver_user, row.approver_entra_id, row.approver_name
+    )
+    return ApprovalDecision(approver, Decision(row.decision), row.decided_at, row.reason)
+
+
+def _audit_to_row(entry: AuditEntry) -> AuditRow:
+    return AuditRow(
+        request_id=entry.request_id,
+        actor=entry.actor,
+        action=entry.action,
+        from_status=entry.from_status,
+        to_status=entry.to_status,
+        at=entry.at,
+        detail=entry.detail,
+    )
+
+
+def _audit_from_row(row: AuditRow) -> AuditEntry:
+    return AuditEntry(
+        row.request_id, row.actor, row.action, row.from_status, row.to_status, row.at, row.detail
+    )

@@ -1,0 +1,171 @@
+"""SQLAlchemy 2 table definitions. The Alembic migrations must match these exactly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite stores no zone, so it is restored on read)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; pimbot stores UTC only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON, list[str]: JSON}
+
+
+class RequestRow(Base):
+    __tablename__ = "elevation_requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(32), nullable=False)
+    requester_team: Mapped[str] = mapped_column(String(32), nullable=False)
+    requester_user: Mapped[str] = mapped_column(String(32), nullable=False)
+    requester_entra_id: Mapped[str | None] = mapped_column(String(64))
+    requester_name: Mapped[str | None] = mapped_column(String(255))
+    role_definition_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    role_name: Mapped[str] = mapped_column(String(255), nullable=False)
+    directory_scope_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    duration_seconds: Mapped[int] = mapped_column(Integer, nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    ticket_number: Mapped[str | None] = mapped_column(String(100))
+    ticket_system: Mapped[str | None] = mapped_column(String(100))
+    requested_start: Mapped[datetime | None]
+    quorum: Mapped[int] = mapped_column(Integer, nullable=False)
+    approver_specs: Mapped[list[str]] = mapped_column(nullable=False)
+    break_glass: Mapped[bool] = mapped_column(nullable=False)
+    created_at: Mapped[datetime] = mapped_column(nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(nullable=False)
+    decided_at: Mapped[datetime | None]
+    starts_at: Mapped[datetime | None]
+    ends_at: Mapped[datetime | None]
+    graph_request_id: Mapped[str | None] = mapped_column(String(128))
+    deny_reason: Mapped[str | None] = mapped_column(Text)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    extension_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    remind_at: Mapped[datetime | None]
+    reminded_at: Mapped[datetime | None]
+    # Claim-and-lease for the scheduler's sweep: one replica owns a due row until lease_until.
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+
+    __table_args__ = (
+        # "my requests" and "is there already a live request for this role?"
+        Index("ix_requests_requester", "requester_team", "requester_user", "created_at"),
+        # The sweep asks "which <status> rows are due before T?" for each timer.
+        Index("ix_requests_status_remind_at", "status", "remind_at"),
+        Index("ix_requests_status_ends_at", "status", "ends_at"),
+        Index("ix_requests_status_starts_at", "status", "starts_at"),
+        Index("ix_requests_status_created_at", "status", "created_at"),
+    )
+
+
+class DecisionRow(Base):
+    __tablename__ = "approval_decisions"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    request_id: Mapped[str] = mapped_column(ForeignKey("elevation_requests.id"), nullable=False)
+    approver_team: Mapped[str] = mapped_column(String(32), nullable=False)
+    approver_user: Mapped[str] = mapped_column(String(32), nullable=False)
+    approver_entra_id: Mapped[str | None] = mapped_column(String(64))
+    approver_name: Mapped[str | None] = mapped_column(String(255))
+    decision: Mapped[str] = mapped_column(String(16), nullable=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime] = mapped_column(nullable=False)
+
+    __table_args__ = (
+        # One decision per person per request: quorum counts distinct people.
+        UniqueConstraint(
+            "request_id",
+            "approver_team",
+            "approver_user",
+            name="uq_approval_decisions_request_approver",
+        ),
+    )
+
+
+class AuditRow(Base):
+    """Append-only: the repository only ever inserts into this table."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    request_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    actor: Mapped[str] = mapped_column(String(80), nullable=False)
+    action: Mapped[str] = mapped_column(String(40), nullable=False)
+    from_status: Mapped[str | None] = mapped_column(String(32))
+    to_status: Mapped[str | None] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(nullable=False, index=True)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class IdentityLinkRow(Base):
+    __tablename__ = "identity_links"
+
+    slack_team: Mapped[str] = mapped_column(String(32), primary_key=True)
+    slack_user: Mapped[str] = mapped_column(String(32), primary_key=True)
+    entra_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    source: Mapped[str] = mapped_column(String(16), nullable=False)
+    linked_at: Mapped[datetime] = mapped_column(nullable=False)
+
+
+class SlackMessageRow(Base):
+    __tablename__ = "slack_messages"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    request_id: Mapped[str] = mapped_column(
+        ForeignKey("elevation_requests.id"), nullable=False, index=True
+    )
+    channel: Mapped[str] = mapped_column(String(32), nullable=False)
+    ts: Mapped[str] = mapped_column(String(32), nullable=False)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    posted_at: Mapped[datetime] = mapped_column(nullable=False)
+
+    __table_args__ = (UniqueConstraint("channel", "ts", name="uq_slack_messages_channel_ts"),)

@@ -1,0 +1,162 @@
+"""Repositories and the unit of work on real SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, inspect, text
+
+from bot.elevation import ElevationRequest, RequestStatus, Ticket
+from bot.errors import ConcurrentUpdate
+from bot.ports import IdentityLink, PostedMessage
+from storage.database import current_revision, head_revision, is_up_to_date
+from tests.fakes import ADA, ALAN, GLOBAL_ADMIN, GRACE, T0
+
+
+def _request(**overrides: object) -> ElevationRequest:
+    values: dict[str, object] = dict(
+        requester=ADA,
+        role=GLOBAL_ADMIN,
+        duration=timedelta(hours=1),
+        reason="incident 42",
+        at=T0,
+        ticket=Ticket("INC-42", "ServiceNow"),
+        quorum=2,
+        approver_specs=("slack_user:U0GRACE", "pim"),
+    )
+    values.update(overrides)
+    return ElevationRequest.submit(**values)  # type: ignore[arg-type]
+
+
+def test_schema_is_at_head(engine: Engine) -> None:
+    assert current_revision(engine) == head_revision(engine)
+    assert is_up_to_date(engine)
+    indexes = {ix["name"] for ix in inspect(engine).get_indexes("elevation_requests")}
+    assert {"ix_requests_status_remind_at", "ix_requests_status_ends_at"} <= indexes
+
+
+def test_a_request_round_trips_with_decisions_and_audit(uow_factory) -> None:  # type: ignore[no-untyped-def]
+    request = _request()
+    with uow_factory() as uow:
+        uow.requests.add(request)
+        uow.commit()
+    with uow_factory() as uow:
+        loaded = uow.requests.get(request.id)
+        assert loaded is not None
+        loaded.approve(GRACE, at=T0 + timedelta(minutes=1))
+        uow.requests.save(loaded)
+        uow.commit()
+    with uow_factory() as uow:
+        again = uow.requests.get(request.id)
+        trail = uow.audit.list_for_request(request.id)
+    assert again is not None
+    assert again.ticket == Ticket("INC-42", "ServiceNow")
+    assert again.approver_specs == ("slack_user:U0GRACE", "pim")
+    assert again.created_at == T0 and again.created_at.tzinfo is not None
+    assert [d.approver.slack_user for d in again.approvals()] == ["U0GRACE"]
+    assert [(e.action, e.from_status, e.to_status) for e in trail] == [
+        ("submit", None, "pending_approval"),
+        ("approval_recorded", "pending_approval", "pending_approval"),
+    ]
+
+
+def test_uncommitted_work_is_rolled_back(uow_factory) -> None:  # type: ignore[no-untyped-def]
+    request = _request()
+    with uow_factory() as uow:
+        uow.requests.add(request)
+    with uow_factory() as uow:
+        assert uow.requests.get(request.id) is None
+
+
+def test_an_error_inside_the_unit_of_work_rolls_back(uow_factory) -> None:  # type: ignore[no-untyped-def]
+    request = _request()
+    with pytest.raises(RuntimeError), uow_factory() as uow:
+        uow.requests.add(request)
+        raise RuntimeError("boom")
+    with uow_factory() as uow:
+        assert uow.requests.get(request.id) is None
+
+
+def test_a_stale_save_loses(uow_factory) -> None:  # type: ignore[no-untyped-def]
+    request = _request(quorum=1)
+    with uow_factory() as uow:
+        uow.requests.add(request)
+        uow.commit()
+    # Both clicks read the same version; the first to save wins, the second must lose.
+    with uow_factory() as uow:
+        stale = uow.requests.get(request.id)
+    with uow_factory() as first:
+        fresh = first.requests.get(request.id)
+        assert fresh is not None
+        fresh.approve(GRACE, at=T0)
+        first.requests.save(fresh)
+        first.commit()
+    assert stale is not None
+    stale.approve(ALAN, at=T0)
+    with uow_factory() as second, pytest.raises(ConcurrentUpdate):
+        second.requests.save(stale)
+    with uow_factory() as uow:
+        final = uow.requests.get(request.id)
+        assert final is not None
+        assert final.status is RequestStatus.APPROVED
+        assert [d.approver.slack_user for d in final.decisions] == ["U0GRACE"]
+        assert [e.action for e in uow.audit.list_for_request(request.id)] == ["submit", "approve"]
+
+
+def test_scheduler_queries_find_only_due_rows(uow_factory) -> None:  # type: ignore[no-untyped-def]
+    due, later = _request(quorum=1), _request(quorum=1, requester=GRACE)
+    for req, end in ((due, T0 + timedelta(minutes=30)), (later, T0 + timedelta(hours=3))):
+        req.auto_approve(actor="pimbot", at=T0, why="test")
+        req.mark_active(
+            starts_at=T0,
+            ends_at=end,
+            graph_request_id="g",
+            at=T0,
+            remind_at=end - timedelta(minutes=10),
+        )
+    with uow_factory() as uow:
+        uow.requests.add(due)
+        uow.requests.add(later)
+        uow.commit()
+    now = T0 + timedelta(minutes=25)
+    with uow_factory() as uow:
+        assert [r.id for r in uow.requests.list_due_for_reminder(now)] == [due.id]
+        assert uow.requests.list_due_for_expiry(now) == []
+        assert [r.id for r in uow.requests.list_due_for_expiry(T0 + timedelta(hours=4))] == [
+            due.id,
+            later.id,
+        ]
+        assert [
+            r.id for r in uow.requests.list_live_for_role(ADA, GLOBAL_ADMIN.role_definition_id)
+        ] == [due.id]
+
+
+def test_identity_links_and_posted_messages(uow_factory) -> None:  # type: ignore[no-untyped-def]
+    request = _request()
+    with uow_factory() as uow:
+        uow.requests.add(request)
+        uow.identities.link(IdentityLink("T0PIMBOT", "U0ADA", "entra-1", "email", T0))
+        uow.messages.add(
+            PostedMessage(request.id, "C0APPROVALS", "1700000000.000100", "approver_card", T0)
+        )
+        uow.commit()
+    with uow_factory() as uow:
+        uow.identities.link(IdentityLink("T0PIMBOT", "U0ADA", "entra-2", "operator", T0))
+        uow.commit()
+    with uow_factory() as uow:
+        link = uow.identities.get("T0PIMBOT", "U0ADA")
+        assert link is not None and (link.entra_id, link.source) == ("entra-2", "operator")
+        assert [m.ts for m in uow.messages.list_for_request(request.id)] == ["1700000000.000100"]
+        assert uow.identities.unlink("T0PIMBOT", "U0ADA") is True
+        assert uow.identities.unlink("T0PIMBOT", "U0ADA") is False
+
+
+def test_audit_rows_are_never_updated_by_the_code(engine: Engine) -> None:
+    # The audit log class offers no update or delete; prove nothing else writes there either.
+    from storage.repository import SqlAuditLog
+
+    public = {name for name in dir(SqlAuditLog) if not name.startswith("_")}
+    assert public == {"add", "list_for_request", "list_recent"}
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM audit_events")).scalar() == 0

@@ -1,0 +1,127 @@
+"""The transition table is the spec: every (status, action) pair is checked here."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from bot.elevation import (
+    TERMINAL_STATUSES,
+    TRANSITIONS,
+    Action,
+    ElevationRequest,
+    RequestStatus,
+    next_status,
+)
+from bot.errors import AlreadyDecided, InvalidTransition, NotAuthorized
+from tests.fakes import ADA, ALAN, GLOBAL_ADMIN, GRACE, T0
+
+S, A = RequestStatus, Action
+EXPECTED = {
+    (S.PENDING_APPROVAL, A.APPROVE): S.APPROVED,
+    (S.PENDING_APPROVAL, A.DENY): S.DENIED,
+    (S.PENDING_APPROVAL, A.CANCEL): S.CANCELLED,
+    (S.PENDING_APPROVAL, A.TIME_OUT): S.EXPIRED,
+    (S.APPROVED, A.ACTIVATE): S.ACTIVE,
+    (S.APPROVED, A.SCHEDULE): S.SCHEDULED,
+    (S.APPROVED, A.AWAIT_PIM): S.AWAITING_PIM,
+    (S.APPROVED, A.FAIL): S.FAILED,
+    (S.SCHEDULED, A.ACTIVATE): S.ACTIVE,
+    (S.SCHEDULED, A.CANCEL): S.CANCELLED,
+    (S.SCHEDULED, A.FAIL): S.FAILED,
+    (S.AWAITING_PIM, A.ACTIVATE): S.ACTIVE,
+    (S.AWAITING_PIM, A.SCHEDULE): S.SCHEDULED,
+    (S.AWAITING_PIM, A.DENY): S.DENIED,
+    (S.AWAITING_PIM, A.CANCEL): S.CANCELLED,
+    (S.AWAITING_PIM, A.FAIL): S.FAILED,
+    (S.ACTIVE, A.EXTEND): S.ACTIVE,
+    (S.ACTIVE, A.DEACTIVATE): S.DEACTIVATED,
+    (S.ACTIVE, A.EXPIRE): S.EXPIRED,
+}
+ALL_PAIRS = [(status, action) for status in S for action in A]
+
+
+@pytest.mark.parametrize(
+    ("status", "action"), ALL_PAIRS, ids=[f"{s.value}-{a.value}" for s, a in ALL_PAIRS]
+)
+def test_every_status_action_pair_follows_the_table(status: S, action: A) -> None:
+    if (status, action) in EXPECTED:
+        assert next_status(status, action) is EXPECTED[(status, action)]
+    else:
+        with pytest.raises(InvalidTransition):
+            next_status(status, action)
+
+
+def test_the_table_in_code_is_exactly_the_documented_one() -> None:
+    assert TRANSITIONS == EXPECTED
+
+
+def test_terminal_statuses_have_no_way_out() -> None:
+    assert {s for (s, _a) in TRANSITIONS} & TERMINAL_STATUSES == set()
+
+
+def _request(quorum: int = 1) -> ElevationRequest:
+    return ElevationRequest.submit(
+        requester=ADA,
+        role=GLOBAL_ADMIN,
+        duration=timedelta(hours=1),
+        reason="incident 42",
+        at=T0,
+        quorum=quorum,
+    )
+
+
+def test_submit_records_an_audit_entry() -> None:
+    request = _request()
+    assert [(e.action, e.to_status) for e in request.new_audit_entries] == [
+        ("submit", "pending_approval")
+    ]
+
+
+def test_quorum_of_two_needs_two_distinct_people() -> None:
+    request = _request(quorum=2)
+    assert request.approve(GRACE, at=T0) is False
+    assert request.status is S.PENDING_APPROVAL
+    with pytest.raises(AlreadyDecided, match="already approved"):
+        request.approve(GRACE, at=T0)
+    assert request.approve(ALAN, at=T0) is True
+    assert request.status is S.APPROVED
+    assert [e.action for e in request.new_audit_entries][-2:] == ["approval_recorded", "approve"]
+
+
+def test_one_deny_ends_the_request_with_its_reason() -> None:
+    request = _request(quorum=2)
+    request.approve(GRACE, at=T0)
+    request.deny(ALAN, reason="not during the freeze", at=T0)
+    assert request.status is S.DENIED
+    assert request.deny_reason == "not during the freeze"
+    with pytest.raises(AlreadyDecided, match="Already denied by <@U0ALAN>"):
+        request.approve(GRACE, at=T0)
+
+
+def test_a_decided_request_says_who_decided() -> None:
+    request = _request()
+    request.approve(GRACE, at=T0)
+    with pytest.raises(AlreadyDecided, match="Already approved by <@U0GRACE>"):
+        request.approve(ALAN, at=T0)
+
+
+def test_only_the_requester_cancels() -> None:
+    request = _request()
+    with pytest.raises(NotAuthorized):
+        request.cancel(GRACE, at=T0)
+    request.cancel(ADA, at=T0)
+    assert request.status is S.CANCELLED
+
+
+def test_extension_keeps_the_request_active_and_moves_its_end() -> None:
+    request = _request()
+    request.approve(GRACE, at=T0)
+    request.mark_active(starts_at=T0, ends_at=T0 + timedelta(hours=1), graph_request_id="g1", at=T0)
+    request.extend(ADA, new_end=T0 + timedelta(hours=2), at=T0 + timedelta(minutes=50))
+    assert request.status is S.ACTIVE
+    assert request.ends_at == T0 + timedelta(hours=2)
+    assert request.extension_count == 1
+    with pytest.raises(InvalidTransition, match="later"):
+        request.extend(ADA, new_end=T0 + timedelta(hours=1), at=T0)

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
-from bot.elevation import RoleRef
+from bot.elevation import RoleRef, Ticket
 from bot.policy_file import PolicyFile
-from bot.ports import Clock, PimClient
+from bot.ports import (
+    ActivationRequest,
+    ActivationResult,
+    ActiveAssignment,
+    Clock,
+    DirectoryUser,
+    EligibleRole,
+    PimClient,
+)
 from bot.rules import EffectiveRules, RoleSettings, effective_rules
 
 # Role settings change rarely and every modal, click and sweep needs them: a short cache saves
 # Graph calls without letting a tightened PIM setting go unnoticed for long.
 SETTINGS_TTL = timedelta(minutes=5)
+T = TypeVar("T")
 
 
 class CachedRulesSource:
@@ -49,3 +60,89 @@ class CachedRulesSource:
         with self._lock:
             self._cache[role.role_definition_id] = (now, settings)
         return settings
+
+
+# What a person can activate and what they hold is read on every modal, submission and Home
+# tab; a short cache keeps the submit path inside Slack's 3-second acknowledgement. Writes made
+# through pimbot drop the person's entries at once; changes made elsewhere show within the TTL.
+ASSIGNMENT_TTL = timedelta(seconds=60)
+
+
+class ReadCachingPimClient:
+    """A PimClient that remembers eligibility and active assignments per principal briefly."""
+
+    def __init__(self, pim: PimClient, *, clock: Clock, ttl: timedelta = ASSIGNMENT_TTL):
+        self._pim = pim
+        self._clock = clock
+        self._ttl = ttl
+        self._eligible: dict[str, tuple[datetime, list[EligibleRole]]] = {}
+        self._active: dict[str, tuple[datetime, list[ActiveAssignment]]] = {}
+        self._lock = threading.Lock()
+
+    def list_eligible_roles(self, principal_id: str) -> list[EligibleRole]:
+        return self._read(self._eligible, principal_id, self._pim.list_eligible_roles)
+
+    def list_active_assignments(self, principal_id: str) -> list[ActiveAssignment]:
+        return self._read(self._active, principal_id, self._pim.list_active_assignments)
+
+    def forget(self, principal_id: str) -> None:
+        with self._lock:
+            self._eligible.pop(principal_id, None)
+            self._active.pop(principal_id, None)
+
+    def resolve_user(self, ref: str) -> DirectoryUser | None:
+        return self._pim.resolve_user(ref)
+
+    def list_group_members(self, group_id: str) -> list[DirectoryUser]:
+        return self._pim.list_group_members(group_id)
+
+    def get_role_settings(self, role: RoleRef) -> RoleSettings:
+        return self._pim.get_role_settings(role)
+
+    def activate(self, request: ActivationRequest) -> ActivationResult:
+        self.forget(request.principal_id)
+        try:
+            return self._pim.activate(request)
+        finally:
+            self.forget(request.principal_id)
+
+    def deactivate(self, principal_id: str, role: RoleRef) -> ActivationResult:
+        try:
+            return self._pim.deactivate(principal_id, role)
+        finally:
+            self.forget(principal_id)
+
+    def extend(
+        self,
+        principal_id: str,
+        role: RoleRef,
+        *,
+        new_end: datetime,
+        justification: str,
+        ticket: Ticket | None = None,
+    ) -> ActivationResult:
+        try:
+            return self._pim.extend(
+                principal_id, role, new_end=new_end, justification=justification, ticket=ticket
+            )
+        finally:
+            self.forget(principal_id)
+
+    def get_request(self, graph_request_id: str) -> ActivationResult:
+        return self._pim.get_request(graph_request_id)
+
+    def _read(
+        self,
+        cache: dict[str, tuple[datetime, list[T]]],
+        principal_id: str,
+        load: Callable[[str], list[T]],
+    ) -> list[T]:
+        now = self._clock.now()
+        with self._lock:
+            hit = cache.get(principal_id)
+        if hit is not None and now - hit[0] < self._ttl:
+            return list(hit[1])
+        value = load(principal_id)
+        with self._lock:
+            cache[principal_id] = (now, value)
+        return list(value)

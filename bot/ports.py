@@ -140,6 +140,33 @@ class Event(StrEnum):
     NUDGE = "nudge"
 
 
+@dataclass(frozen=True)
+class SlackProfile:
+    """What Slack's users.info says about a person, reduced to what authority needs."""
+
+    user_id: str
+    team_id: str
+    enterprise_id: str | None = None
+    email: str | None = None
+    real_name: str | None = None
+    tz: str | None = None
+    deleted: bool = False
+    is_bot: bool = False
+    is_restricted: bool = False  # multi-channel guest
+    is_ultra_restricted: bool = False  # single-channel guest
+    is_stranger: bool = False  # Slack Connect: from another organisation
+
+
+class SlackDirectory(Protocol):
+    def user_profile(self, user_id: str) -> SlackProfile | None: ...
+
+    def user_by_email(self, email: str) -> SlackProfile | None: ...
+
+    def usergroup_members(self, handle: str) -> list[str]:
+        """Slack user ids in the user group with this handle (empty if there is none)."""
+        ...
+
+
 class Notifier(Protocol):
     def request_changed(self, request: ElevationRequest, event: Event) -> None:
         """Re-render every card of ``request`` and tell the people ``event`` concerns."""
@@ -196,6 +223,8 @@ class AuditLog(Protocol):
 
     def list_for_request(self, request_id: str) -> list[AuditEntry]: ...
 
+    def list_recent(self, *, limit: int = 100) -> list[AuditEntry]: ...
+
 
 @dataclass(frozen=True)
 class IdentityLink:
@@ -232,10 +261,18 @@ class MessageLog(Protocol):
 class UnitOfWork(Protocol):
     """One transaction. Rolls back unless ``commit()`` was called inside the ``with`` block."""
 
-    requests: RequestRepository
-    audit: AuditLog
-    identities: IdentityLinks
-    messages: MessageLog
+    # Read-only, so that an adapter may expose richer repositories than these protocols.
+    @property
+    def requests(self) -> RequestRepository: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
+
+    @property
+    def identities(self) -> IdentityLinks: ...
+
+    @property
+    def messages(self) -> MessageLog: ...
 
     def __enter__(self) -> Self: ...
 

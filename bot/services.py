@@ -74,20 +74,45 @@ class Ports:
 # --- requesting ----------------------------------------------------------------------------------
 
 
-def submit_request(form: RequestForm, requester: Person, *, ports: Ports) -> ElevationRequest:
-    """Check the form against eligibility and the effective rules, then store the request."""
+@dataclass(frozen=True)
+class CheckedRequest:
+    """A form that passed every check, ready to store (see ``check_request``)."""
+
+    form: RequestForm
+    requester: Person
+    role: RoleRef
+    rules: EffectiveRules
+
+
+def check_request(form: RequestForm, requester: Person, *, ports: Ports) -> CheckedRequest:
+    """Eligibility, current assignments and the effective rules; ValidationFailed per field.
+
+    Kept apart from ``store_request`` so that a Slack modal can answer field errors inside its
+    3-second acknowledgement and do the rest afterwards.
+    """
     if requester.entra_id is None:
         raise IdentityError("Your Slack account is not linked to a Microsoft Entra account yet.")
     role = _eligible_role(form.role_definition_id, requester.entra_id, ports)
     _refuse_if_already_active(role, requester.entra_id, ports)
     rules = ports.rules.rules_for(role)
-    now = ports.clock.now()
     errors = validate_request(
-        form, rules, now=now, mode=ports.mode, requester_slack_id=requester.slack_user
+        form, rules, now=ports.clock.now(), mode=ports.mode, requester_slack_id=requester.slack_user
     )
     if errors:
         raise ValidationFailed(errors)
+    return CheckedRequest(form, requester, role, rules)
+
+
+def submit_request(form: RequestForm, requester: Person, *, ports: Ports) -> ElevationRequest:
+    """Check the form against eligibility and the effective rules, then store the request."""
+    return store_request(check_request(form, requester, ports=ports), ports=ports)
+
+
+def store_request(checked: CheckedRequest, *, ports: Ports) -> ElevationRequest:
+    """Store a checked request, route it, and activate at once when no approval is needed."""
+    form, requester, role, rules = checked.form, checked.requester, checked.role, checked.rules
     assert form.duration is not None  # validate_request refuses a missing duration
+    now = ports.clock.now()
     ticket = (
         Ticket(form.ticket_number.strip(), form.ticket_system.strip() or None)
         if form.ticket_number.strip()

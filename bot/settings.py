@@ -181,6 +181,22 @@ class Settings(BaseModel):
             )
         return problems
 
+    def secret_values(self) -> list[str]:
+        """Every secret's plain value, for the log filter that masks them."""
+        secrets = [
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token,
+            self.azure_client_secret,
+            self.azure_client_certificate_password,
+        ]
+        values = [s.get_secret_value() for s in secrets if s is not None]
+        if self.database_url is not None:
+            password = urlsplit(self.database_url.get_secret_value()).password
+            if password:
+                values.append(password)
+        return values
+
     @property
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None

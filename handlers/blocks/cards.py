@@ -1,0 +1,197 @@
+"""The approver card and the information card: a request's state, rendered whole each time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from slack_sdk.models.blocks import ActionsBlock, Block, HeaderBlock, SectionBlock
+
+from bot.durations import humanize
+from bot.elevation import Decision, ElevationRequest, RequestStatus
+from handlers import text
+from handlers.blocks.elements import button, confirm_dialog, context, md, mention, plain_text
+from handlers.blocks.status import STATUS_LABELS, quorum_text
+from handlers.blocks.when import slack_date, utc_text
+from handlers.ids import ActionId, BlockId
+
+MAX_RECENT = 5
+MAX_APPROVER_NAMES = 10
+
+
+class MessageContent(NamedTuple):
+    """What ``chat.postMessage`` / ``chat.update`` need: fallback ``text`` and ``blocks``."""
+
+    text: str
+    blocks: list[Block]
+
+
+def request_card(
+    request: ElevationRequest,
+    *,
+    recent_elevations: Sequence[ElevationRequest] = (),
+    approver_names: Sequence[str] = (),
+    quorum_progress: tuple[int, int] | None = None,
+) -> MessageContent:
+    """The approvers' card. ``quorum_progress`` is (approvals so far, approvals needed)."""
+    approved, needed = quorum_progress or (len(request.approvals()), request.quorum)
+    role = text.mrkdwn(request.role.display_name, 200)
+    blocks: list[Block] = [
+        HeaderBlock(text=plain_text(f"PIM request: {request.role.display_name}", text.HEADER_TEXT)),
+        *summary_blocks(request),
+        context(_recent_line(recent_elevations)),
+        context(_approvers_line(approver_names, needed)),
+        status_block(request, progress=(approved, needed)),
+    ]
+    if request.status is RequestStatus.PENDING_APPROVAL:
+        blocks.append(_decision_buttons(request))
+    label = STATUS_LABELS[request.status]
+    fallback = (
+        f"{mention(request.requester)} requests {role} for {humanize(request.duration)}"
+        f" ({label.text.lower()})"
+    )
+    return MessageContent(text.truncate(fallback, text.FALLBACK_TEXT), blocks)
+
+
+def info_card(request: ElevationRequest, *, why: str | None = None) -> MessageContent:
+    """For activations that needed nobody's approval: posted so approvers still see them."""
+    title = "Break-glass activation" if request.break_glass else "Activated without approval"
+    emoji = ":rotating_light:" if request.break_glass else ":information_source:"
+    blocks: list[Block] = [
+        HeaderBlock(text=plain_text(f"{title}: {request.role.display_name}", text.HEADER_TEXT)),
+        *summary_blocks(request),
+        context(f"{emoji} {text.mrkdwn(why, 1000)}" if why else f"{emoji} {title}."),
+        status_block(request),
+    ]
+    fallback = (
+        f"{title}: {mention(request.requester)} has "
+        f"{text.mrkdwn(request.role.display_name, 200)} for {humanize(request.duration)}"
+    )
+    return MessageContent(text.truncate(fallback, text.FALLBACK_TEXT), blocks)
+
+
+def summary_blocks(request: ElevationRequest) -> list[Block]:
+    """Who wants what, for how long, from when, why, and under which ticket."""
+    role = text.mrkdwn(request.role.display_name, 500)
+    fields = [
+        md(f"*Requester*\n{mention(request.requester)}"),
+        md(f"*Duration*\n{humanize(request.duration)}"),
+        md(
+            "*Start*\n"
+            + (
+                slack_date(request.requested_start)
+                if request.requested_start
+                else "As soon as approved"
+            )
+        ),
+        md(f"*Ticket*\n{_ticket_text(request)}"),
+        md(f"*Requested*\n{slack_date(request.created_at)}"),
+    ]
+    if request.role.directory_scope_id not in ("", "/"):
+        scope = text.mrkdwn(request.role.directory_scope_id, 500)
+        fields.append(md(f"*Scope*\n`{scope}`"))
+    return [
+        SectionBlock(
+            text=md(
+                f"{mention(request.requester)} asks for *{role}* for "
+                f"*{humanize(request.duration)}*."
+            ),
+            fields=fields,
+        ),
+        SectionBlock(text=md("*Reason*\n" + text.quote(request.reason, text.SECTION_TEXT - 20))),
+    ]
+
+
+def status_block(
+    request: ElevationRequest, *, progress: tuple[int, int] | None = None
+) -> SectionBlock:
+    """The status line: label from STATUS_LABELS plus who decided and when."""
+    approved, needed = progress or (len(request.approvals()), request.quorum)
+    label = STATUS_LABELS[request.status]
+    line = f"{label.emoji} *{label.text}*"
+    detail = _status_detail(request, approved, needed)
+    if detail:
+        line += f" · {detail}"
+    return SectionBlock(
+        block_id=BlockId.STATUS.value, text=md(text.truncate(line, text.SECTION_TEXT))
+    )
+
+
+def _status_detail(request: ElevationRequest, approved: int, needed: int) -> str:
+    status = request.status
+    approvers = ", ".join(mention(d.approver) for d in request.approvals())
+    if status is RequestStatus.PENDING_APPROVAL:
+        progress = quorum_text(approved, needed)
+        return f"{progress} (so far: {approvers})" if approvers else progress
+    if status is RequestStatus.DENIED:
+        deniers = [d for d in request.decisions if d.decision is Decision.DENY]
+        who = ", ".join(mention(d.approver) for d in deniers) or "pimbot"
+        reason = request.deny_reason or (deniers[0].reason if deniers else None)
+        return f"by {who}" + (f": {text.mrkdwn(reason, 1000)}" if reason else "")
+    if status is RequestStatus.FAILED:
+        return text.mrkdwn(request.failure_reason or "PIM refused the activation.", 1000)
+    if status is RequestStatus.CANCELLED:
+        return "by the requester"
+    if status is RequestStatus.EXPIRED and request.decided_at is None:
+        return "nobody decided in time"
+    parts = [f"approved by {approvers}"] if approvers else []
+    if status is RequestStatus.ACTIVE and request.ends_at:
+        parts.append(f"until {slack_date(request.ends_at)}")
+    if status is RequestStatus.SCHEDULED and request.starts_at:
+        parts.append(f"starts {slack_date(request.starts_at)}")
+    if status is RequestStatus.DEACTIVATED and request.ends_at:
+        parts.append(f"ended early {slack_date(request.ends_at)}")
+    return " · ".join(parts)
+
+
+def _decision_buttons(request: ElevationRequest) -> ActionsBlock:
+    who = mention(request.requester)
+    role = text.mrkdwn(request.role.display_name, 150)
+    return ActionsBlock(
+        block_id=BlockId.DECISION_ACTIONS.value,
+        elements=[
+            button(
+                "Approve",
+                ActionId.APPROVE,
+                request.id,
+                style="primary",
+                confirm=confirm_dialog(
+                    "Approve this request?",
+                    f"{who} gets *{role}* for {humanize(request.duration)}.",
+                    "Approve",
+                ),
+            ),
+            button("Deny", ActionId.DENY, request.id, style="danger"),
+        ],
+    )
+
+
+def _ticket_text(request: ElevationRequest) -> str:
+    if request.ticket is None or not request.ticket.number:
+        return "none"
+    number = text.mrkdwn(request.ticket.number, 200)
+    if request.ticket.system:
+        return f"{number} ({text.mrkdwn(request.ticket.system, 200)})"
+    return number
+
+
+def _recent_line(recent: Sequence[ElevationRequest]) -> str:
+    if not recent:
+        return ":mag: No recent elevations."
+    items = [
+        f"{text.mrkdwn(r.role.display_name, 100)} for {humanize(r.duration)} on "
+        f"{utc_text(r.starts_at or r.created_at)[:10]} ({STATUS_LABELS[r.status].text.lower()})"
+        for r in recent[:MAX_RECENT]
+    ]
+    more = f"; and {len(recent) - MAX_RECENT} more" if len(recent) > MAX_RECENT else ""
+    return text.truncate(":mag: Recent elevations: " + "; ".join(items) + more, text.CONTEXT_TEXT)
+
+
+def _approvers_line(names: Sequence[str], needed: int) -> str:
+    if not names:
+        return f":busts_in_silhouette: Needs {needed} approval{'s' if needed != 1 else ''}."
+    shown = ", ".join(text.escape(n) for n in names[:MAX_APPROVER_NAMES])
+    more = f" and {len(names) - MAX_APPROVER_NAMES} more" if len(names) > MAX_APPROVER_NAMES else ""
+    return text.truncate(
+        f":busts_in_silhouette: Can approve: {shown}{more} (needs {needed})", text.CONTEXT_TEXT
+    )

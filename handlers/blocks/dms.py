@@ -1,0 +1,174 @@
+"""The requester's direct messages: what happened, in their time zone, with the next step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from slack_sdk.models.blocks import ActionsBlock, Block, SectionBlock
+
+from bot.durations import humanize
+from bot.elevation import Decision, ElevationRequest, RequestStatus
+from bot.ports import Event
+from handlers import text
+from handlers.blocks.cards import MessageContent
+from handlers.blocks.elements import button, confirm_dialog, context, md, mention
+from handlers.blocks.status import STATUS_LABELS, quorum_text
+from handlers.blocks.when import local_and_utc
+from handlers.ids import ActionId, BlockId
+
+
+def requester_message(
+    request: ElevationRequest, event: Event, tz_name: str | None = "UTC"
+) -> MessageContent:
+    """The DM for ``event``; buttons follow the request's status, not the event."""
+    role = f"*{text.mrkdwn(request.role.display_name, 500)}*"
+    headline = _HEADLINES.get(event, _status_headline)(request, role, tz_name)
+    blocks: list[Block] = [SectionBlock(text=md(text.truncate(headline, text.SECTION_TEXT)))]
+    if event is Event.DENIED and request.deny_reason:
+        blocks.append(SectionBlock(text=md("*Reason*\n" + text.quote(request.deny_reason, 2900))))
+    if event is Event.SUBMITTED:
+        blocks.append(context(f"Your reason: {text.mrkdwn(request.reason, 1500)}"))
+    label = STATUS_LABELS[request.status]
+    blocks.append(context(f"{label.emoji} {label.text} · request `{text.escape(request.id)}`"))
+    actions = _buttons(request)
+    if actions is not None:
+        blocks.append(actions)
+    fallback = headline.replace("*", "")
+    if event is Event.DENIED and request.deny_reason:
+        fallback += f" Reason: {text.escape(request.deny_reason)}"
+    fallback = text.truncate(fallback, text.FALLBACK_TEXT)
+    return MessageContent(fallback, blocks)
+
+
+def _until(request: ElevationRequest, tz_name: str | None) -> str:
+    return local_and_utc(request.ends_at, tz_name) if request.ends_at else "its end"
+
+
+def _submitted(r: ElevationRequest, role: str, tz: str | None) -> str:
+    return (
+        f":outbox_tray: Your request for {role} ({humanize(r.duration)}) went to the approvers. "
+        "I'll tell you here when someone decides."
+    )
+
+
+def _approval_recorded(r: ElevationRequest, role: str, tz: str | None) -> str:
+    latest = r.approvals()[-1].approver if r.approvals() else None
+    who = mention(latest) if latest else "An approver"
+    return (
+        f":ballot_box_with_check: {who} approved your request for {role}: "
+        f"{quorum_text(len(r.approvals()), r.quorum)}. Waiting for "
+        f"{r.approvals_needed()} more."
+    )
+
+
+def _approved(r: ElevationRequest, role: str, tz: str | None) -> str:
+    who = ", ".join(mention(d.approver) for d in r.approvals()) or "pimbot"
+    return f":white_check_mark: {who} approved your request for {role}. Activating it now…"
+
+
+def _denied(r: ElevationRequest, role: str, tz: str | None) -> str:
+    deniers = [mention(d.approver) for d in r.decisions if d.decision is Decision.DENY]
+    return f":no_entry: {', '.join(deniers) or 'pimbot'} denied your request for {role}."
+
+
+def _scheduled(r: ElevationRequest, role: str, tz: str | None) -> str:
+    start = local_and_utc(r.starts_at, tz) if r.starts_at else "the time you asked for"
+    return f":calendar: {role} is approved and starts at {start}, until {_until(r, tz)}."
+
+
+def _active(r: ElevationRequest, role: str, tz: str | None) -> str:
+    return f":large_green_circle: {role} is active until *{_until(r, tz)}*."
+
+
+def _extended(r: ElevationRequest, role: str, tz: str | None) -> str:
+    return f":large_green_circle: {role} now lasts until *{_until(r, tz)}*."
+
+
+def _reminder(r: ElevationRequest, role: str, tz: str | None) -> str:
+    return (
+        f":alarm_clock: {role} ends at *{_until(r, tz)}*. Extend it if you still need it, "
+        "or deactivate it now if you are done."
+    )
+
+
+def _failed(r: ElevationRequest, role: str, tz: str | None) -> str:
+    why = text.mrkdwn(r.failure_reason or "PIM did not say why.", 1500)
+    return f":x: I could not activate {role}: {why}"
+
+
+def _expired(r: ElevationRequest, role: str, tz: str | None) -> str:
+    if r.decided_at is None:
+        return _timed_out(r, role, tz)
+    return f":clock3: {role} has expired. Run `/pim request` if you need it again."
+
+
+def _timed_out(r: ElevationRequest, role: str, tz: str | None) -> str:
+    return f":clock3: Nobody decided on your request for {role} in time, so it was closed."
+
+
+def _deactivated(r: ElevationRequest, role: str, tz: str | None) -> str:
+    return f":white_circle: {role} is deactivated."
+
+
+def _deactivating(r: ElevationRequest, role: str, tz: str | None) -> str:
+    return f":hourglass_flowing_sand: Deactivating {role}…"
+
+
+def _cancelled(r: ElevationRequest, role: str, tz: str | None) -> str:
+    return f":heavy_multiplication_x: Your request for {role} is cancelled."
+
+
+def _nudge(r: ElevationRequest, role: str, tz: str | None) -> str:
+    return (
+        f":hourglass_flowing_sand: Your request for {role} is still waiting: "
+        f"{quorum_text(len(r.approvals()), r.quorum)} so far."
+    )
+
+
+def _status_headline(r: ElevationRequest, role: str, tz: str | None) -> str:
+    return f"{STATUS_LABELS[r.status]}: {role}"
+
+
+_HEADLINES: dict[Event, Callable[[ElevationRequest, str, str | None], str]] = {
+    Event.SUBMITTED: _submitted,
+    Event.APPROVAL_RECORDED: _approval_recorded,
+    Event.APPROVED: _approved,
+    Event.DENIED: _denied,
+    Event.CANCELLED: _cancelled,
+    Event.SCHEDULED: _scheduled,
+    Event.ACTIVE: _active,
+    Event.FAILED: _failed,
+    Event.EXTENDED: _extended,
+    Event.DEACTIVATION_SCHEDULED: _deactivating,
+    Event.DEACTIVATED: _deactivated,
+    Event.EXPIRED: _expired,
+    Event.TIMED_OUT: _timed_out,
+    Event.REMINDER: _reminder,
+    Event.NUDGE: _nudge,
+}
+
+
+def _buttons(request: ElevationRequest) -> ActionsBlock | None:
+    role = text.mrkdwn(request.role.display_name, 150)
+    if request.status is RequestStatus.ACTIVE:
+        return ActionsBlock(
+            block_id=BlockId.REQUESTER_ACTIONS.value,
+            elements=[
+                button("Extend", ActionId.EXTEND, request.id, style="primary"),
+                button(
+                    "Deactivate now",
+                    ActionId.DEACTIVATE,
+                    request.id,
+                    style="danger",
+                    confirm=confirm_dialog(
+                        "Deactivate now?", f"You lose *{role}* right away.", "Deactivate"
+                    ),
+                ),
+            ],
+        )
+    if request.status in (RequestStatus.PENDING_APPROVAL, RequestStatus.SCHEDULED):
+        return ActionsBlock(
+            block_id=BlockId.REQUESTER_ACTIONS.value,
+            elements=[button("Cancel request", ActionId.CANCEL, request.id)],
+        )
+    return None

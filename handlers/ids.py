@@ -1,0 +1,61 @@
+"""Every Slack id pimbot renders and listens for: action, callback and block ids.
+
+Builders, listener registrations and ``handlers/forms.py`` all use these, so "which function
+handles X?" is one grep. Input block ids are the form field names from ``bot.rules`` so that a
+validation error keyed by field lands on the right input in ``ack(response_action="errors")``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from bot import rules
+
+
+class ActionId(StrEnum):
+    # Buttons; their ``value`` is only ever a request id (authority is re-checked on click).
+    APPROVE = "pim-approve"
+    DENY = "pim-deny"
+    EXTEND = "pim-extend"
+    DEACTIVATE = "pim-deactivate"
+    CANCEL = "pim-cancel"
+    OPEN_REQUEST_MODAL = "pim-open-request-modal"
+    REFRESH_HOME = "pim-refresh-home"
+    # Elements inside input blocks (keys of ``view.state.values[block_id]``).
+    ROLE_SELECT = "pim-role-select"  # dispatch_action: the modal re-renders for the chosen role
+    DURATION_SELECT = "pim-duration-select"
+    REASON_INPUT = "pim-reason-input"
+    TICKET_NUMBER_INPUT = "pim-ticket-number-input"
+    TICKET_SYSTEM_INPUT = "pim-ticket-system-input"
+    START_PICKER = "pim-start-picker"
+    BREAK_GLASS_CHECKBOX = "pim-break-glass-checkbox"
+    DENY_REASON_INPUT = "pim-deny-reason-input"
+    EXTEND_DURATION_SELECT = "pim-extend-duration-select"
+
+
+class CallbackId(StrEnum):
+    LOADING_MODAL = "pim-loading-modal"
+    REQUEST_MODAL = "pim-request-modal"
+    DENY_REASON_MODAL = "pim-deny-reason-modal"
+    EXTEND_MODAL = "pim-extend-modal"
+    NOTICE_MODAL = "pim-notice-modal"
+
+
+class BlockId(StrEnum):
+    # Inputs: stable, named after the form fields.
+    ROLE = rules.ROLE
+    DURATION = rules.DURATION
+    REASON = rules.REASON
+    TICKET_NUMBER = rules.TICKET_NUMBER
+    TICKET_SYSTEM = rules.TICKET_SYSTEM
+    START = rules.START
+    BREAK_GLASS = "break_glass"
+    DENY_REASON = "deny_reason"
+    EXTEND_DURATION = "extend_duration"
+    # Layout blocks that code or tests look up.
+    DECISION_ACTIONS = "pim-decision-actions"
+    REQUESTER_ACTIONS = "pim-requester-actions"
+    STATUS = "pim-status"
+    ROLE_RULES = "pim-role-rules"
+    ROLE_OVERFLOW = "pim-role-overflow"
+    HOME_ACTIONS = "pim-home-actions"

@@ -146,3 +146,16 @@ class ReadCachingPimClient:
         with self._lock:
             cache[principal_id] = (now, value)
         return list(value)
+
+    def fresh(self) -> PimClient:
+        """The same client without the read cache, for timers that must see PIM as it is."""
+        return _FreshReads(self)
+
+
+class _FreshReads(ReadCachingPimClient):
+    def __init__(self, cached: ReadCachingPimClient) -> None:
+        super().__init__(cached._pim, clock=cached._clock, ttl=timedelta(0))
+        self._cached = cached
+
+    def forget(self, principal_id: str) -> None:
+        self._cached.forget(principal_id)

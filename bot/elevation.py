@@ -183,6 +183,8 @@ class ElevationRequest:
     extension_count: int = 0
     remind_at: datetime | None = None
     reminded_at: datetime | None = None
+    nudged_at: datetime | None = None
+    deactivate_at: datetime | None = None
     decisions: list[ApprovalDecision] = field(default_factory=list)
     # Filled by the methods below, drained by the repository in the same transaction.
     new_audit_entries: list[AuditEntry] = field(default_factory=list)
@@ -342,6 +344,27 @@ class ElevationRequest:
     def expire(self, *, at: datetime, reason: str = "PIM ended the assignment") -> None:
         self._move(Action.EXPIRE, SYSTEM.key, at, reason)
         self.remind_at = None
+
+    def mark_nudged(self, *, at: datetime) -> None:
+        """Approvers were reminded that the request still waits for them."""
+        if self.status is not S.PENDING_APPROVAL:
+            raise InvalidTransition("Only a pending request can nudge its approvers.")
+        self.nudged_at = at
+        self._audit(SYSTEM.key, "nudged", self.status, self.status, at, None)
+
+    def schedule_deactivation(self, actor: Person, *, when: datetime, at: datetime) -> None:
+        """Deactivation asked for before PIM allows it: remember when to do it."""
+        next_status(self.status, Action.DEACTIVATE)
+        self.deactivate_at = when
+        self.updated_at = at
+        self._audit(
+            actor.key,
+            "deactivation_scheduled",
+            self.status,
+            self.status,
+            at,
+            f"at {when.isoformat()}",
+        )
 
     def mark_reminded(self, *, at: datetime) -> None:
         """The pre-expiry reminder went out; not a status change, but audited."""

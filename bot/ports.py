@@ -217,6 +217,33 @@ class RequestRepository(Protocol):
         self, cutoff: datetime, *, limit: int = 100
     ) -> list[ElevationRequest]: ...
 
+    def claim_due(
+        self,
+        kind: DueWork,
+        now: datetime,
+        *,
+        owner: str,
+        lease: timedelta,
+        limit: int = 100,
+        age: timedelta = timedelta(0),
+    ) -> list[str]:
+        """Lease due rows to ``owner``; a row leased by a live owner is skipped."""
+        ...
+
+    def release(self, request_id: str, *, owner: str) -> None: ...
+
+
+class DueWork(StrEnum):
+    """The timers the scheduler's sweep serves."""
+
+    REMINDER = "reminder"
+    EXPIRY = "expiry"
+    SCHEDULED_START = "scheduled_start"
+    STUCK_APPROVED = "stuck_approved"
+    NUDGE = "nudge"
+    PENDING_TIMEOUT = "pending_timeout"
+    DEACTIVATION = "deactivation"
+
 
 class AuditLog(Protocol):
     def add(self, entry: AuditEntry) -> None: ...

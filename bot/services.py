@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 
 # A scheduled start this close to now is treated as "now" (PIM's clock and ours differ a little).
 _START_SLACK = timedelta(minutes=1)
+# PIM refuses to end an activation sooner than this after it started (ActiveDurationTooShort).
+PIM_MIN_ACTIVE = timedelta(minutes=5)
 _SAVE_ATTEMPTS = 5
 
 
@@ -149,7 +151,7 @@ def store_request(checked: CheckedRequest, *, ports: Ports) -> ElevationRequest:
         uow.requests.add(request)
         uow.commit()
     log.info("request submitted", extra={"request_id": request.id, "status": request.status})
-    _tell(ports, request, Event.SUBMITTED)
+    notify(ports, request, Event.SUBMITTED)
     if request.status is RequestStatus.APPROVED:
         return activate_request(request.id, ports=ports)
     return request
@@ -187,7 +189,7 @@ def _refuse_if_already_active(role: RoleRef, principal_id: str, ports: Ports) ->
 
 def approve_request(request_id: str, approver: Person, *, ports: Ports) -> ElevationRequest:
     """Count ``approver``'s approval; at quorum, activate the role in PIM."""
-    request = _load(request_id, ports)
+    request = load_request(request_id, ports)
     approvers = ports.approvers.resolve(_specs(request), ports.rules.rules_for(request.role))
     now = ports.clock.now()
     reached: list[bool] = []
@@ -196,11 +198,11 @@ def approve_request(request_id: str, approver: Person, *, ports: Ports) -> Eleva
         check_may_decide(req, approver, approvers)
         reached.append(req.approve(approver, at=now))
 
-    request = _change(request_id, approve, ports)
+    request = change_request(request_id, approve, ports)
     if not reached[-1]:
-        _tell(ports, request, Event.APPROVAL_RECORDED)
+        notify(ports, request, Event.APPROVAL_RECORDED)
         return request
-    _tell(ports, request, Event.APPROVED)
+    notify(ports, request, Event.APPROVED)
     return activate_request(request_id, ports=ports)
 
 
@@ -210,7 +212,7 @@ def deny_request(
     reason = reason.strip()
     if not reason:
         raise ValidationFailed({"reason": "Say why you deny the request; the requester sees it."})
-    request = _load(request_id, ports)
+    request = load_request(request_id, ports)
     approvers = ports.approvers.resolve(_specs(request), ports.rules.rules_for(request.role))
     now = ports.clock.now()
 
@@ -218,16 +220,16 @@ def deny_request(
         check_may_decide(req, approver, approvers)
         req.deny(approver, reason=reason, at=now)
 
-    request = _change(request_id, deny, ports)
-    _tell(ports, request, Event.DENIED)
+    request = change_request(request_id, deny, ports)
+    notify(ports, request, Event.DENIED)
     return request
 
 
 def cancel_request(request_id: str, actor: Person, *, ports: Ports) -> ElevationRequest:
     """The requester withdraws a request that is not active yet."""
     now = ports.clock.now()
-    request = _change(request_id, lambda req: req.cancel(actor, at=now), ports)
-    _tell(ports, request, Event.CANCELLED)
+    request = change_request(request_id, lambda req: req.cancel(actor, at=now), ports)
+    notify(ports, request, Event.CANCELLED)
     return request
 
 
@@ -236,7 +238,7 @@ def cancel_request(request_id: str, actor: Person, *, ports: Ports) -> Elevation
 
 def activate_request(request_id: str, *, ports: Ports) -> ElevationRequest:
     """Turn an ``approved`` request into a PIM assignment; commit ``active`` or ``failed``."""
-    request = _load(request_id, ports)
+    request = load_request(request_id, ports)
     if request.status is not RequestStatus.APPROVED:
         return request  # someone else (a racing click, the sweeper) got here first
     assert request.requester.entra_id is not None
@@ -274,7 +276,7 @@ def record_activation(
 ) -> ElevationRequest:
     """Store what PIM answered: active now, or scheduled for a later start."""
     now = ports.clock.now()
-    request = _load(request_id, ports)
+    request = load_request(request_id, ports)
     starts_at = result.starts_at or request.requested_start or now
     ends_at = result.ends_at or starts_at + request.duration
 
@@ -295,8 +297,8 @@ def record_activation(
                 remind_at=reminder_time(starts_at, ends_at, rules.reminder_lead),
             )
 
-    request = _change(request_id, store, ports)
-    _tell(
+    request = change_request(request_id, store, ports)
+    notify(
         ports,
         request,
         Event.SCHEDULED if request.status is RequestStatus.SCHEDULED else Event.ACTIVE,
@@ -312,27 +314,43 @@ def reminder_time(starts_at: datetime, ends_at: datetime, lead: timedelta) -> da
 def deactivate_request(
     request_id: str, actor: Person, *, ports: Ports, reason: str | None = None
 ) -> ElevationRequest:
-    """End an active elevation early in PIM, then record it."""
-    request = _load(request_id, ports)
+    """End an active elevation early in PIM, then record it.
+
+    PIM refuses to end an activation in its first five minutes; asked earlier, pimbot
+    schedules the deactivation for the first moment PIM allows and says so.
+    """
+    request = load_request(request_id, ports)
     check_is_requester(request, actor)
     next_status(request.status, LifecycleAction.DEACTIVATE)  # refuse early if not active
     assert request.requester.entra_id is not None
+    now = ports.clock.now()
+    earliest = (request.starts_at or now) + PIM_MIN_ACTIVE
+    if now < earliest:
+        return _schedule_deactivation(request_id, actor, earliest, ports)
     detail = reason or "ended early by the requester"
     try:
         ports.pim.deactivate(request.requester.entra_id, request.role)
     except AssignmentNotFound:
         detail = "PIM no longer had the assignment"
-    except ActiveDurationTooShort as exc:
-        earliest = (request.starts_at or ports.clock.now()) + timedelta(minutes=5)
-        raise ActiveDurationTooShort(
-            f"PIM does not let a role end in its first 5 minutes. Try again after "
-            f"{earliest.strftime('%H:%M:%S UTC')}.",
-            code=exc.code,
-            status=exc.status,
-        ) from None
+    except ActiveDurationTooShort:
+        # Our clock ran ahead of PIM's: try again shortly after the boundary.
+        return _schedule_deactivation(request_id, actor, now + timedelta(minutes=1), ports)
     now = ports.clock.now()
-    request = _change(request_id, lambda req: req.deactivate(actor, at=now, reason=detail), ports)
-    _tell(ports, request, Event.DEACTIVATED)
+    request = change_request(
+        request_id, lambda req: req.deactivate(actor, at=now, reason=detail), ports
+    )
+    notify(ports, request, Event.DEACTIVATED)
+    return request
+
+
+def _schedule_deactivation(
+    request_id: str, actor: Person, when: datetime, ports: Ports
+) -> ElevationRequest:
+    now = ports.clock.now()
+    request = change_request(
+        request_id, lambda req: req.schedule_deactivation(actor, when=when, at=now), ports
+    )
+    notify(ports, request, Event.DEACTIVATION_SCHEDULED)
     return request
 
 
@@ -340,7 +358,7 @@ def extend_request(
     request_id: str, actor: Person, extra: timedelta, *, ports: Ports
 ) -> ElevationRequest:
     """Move the end of an active elevation later, with no gap in access."""
-    request = _load(request_id, ports)
+    request = load_request(request_id, ports)
     check_is_requester(request, actor)
     next_status(request.status, LifecycleAction.EXTEND)
     rules = ports.rules.rules_for(request.role)
@@ -370,7 +388,7 @@ def extend_request(
     )
     final_end = result.ends_at or new_end
     start = request.starts_at or now
-    request = _change(
+    request = change_request(
         request_id,
         lambda req: req.extend(
             actor,
@@ -380,7 +398,7 @@ def extend_request(
         ),
         ports,
     )
-    _tell(ports, request, Event.EXTENDED)
+    notify(ports, request, Event.EXTENDED)
     return request
 
 
@@ -388,8 +406,8 @@ def expire_request(
     request_id: str, *, ports: Ports, reason: str = "PIM ended the assignment"
 ) -> ElevationRequest:
     now = ports.clock.now()
-    request = _change(request_id, lambda req: req.expire(at=now, reason=reason), ports)
-    _tell(ports, request, Event.EXPIRED)
+    request = change_request(request_id, lambda req: req.expire(at=now, reason=reason), ports)
+    notify(ports, request, Event.EXPIRED)
     return request
 
 
@@ -397,7 +415,7 @@ def expire_request(
 
 
 def get_request(request_id: str, *, ports: Ports) -> ElevationRequest:
-    return _load(request_id, ports)
+    return load_request(request_id, ports)
 
 
 def list_my_requests(person: Person, *, ports: Ports, limit: int = 10) -> list[ElevationRequest]:
@@ -430,7 +448,7 @@ def list_eligible_roles(person: Person, *, ports: Ports) -> list[EligibleRole]:
 # --- internals -----------------------------------------------------------------------------------
 
 
-def _load(request_id: str, ports: Ports) -> ElevationRequest:
+def load_request(request_id: str, ports: Ports) -> ElevationRequest:
     with ports.uow() as uow:
         request = uow.requests.get(request_id)
     if request is None:
@@ -438,7 +456,7 @@ def _load(request_id: str, ports: Ports) -> ElevationRequest:
     return request
 
 
-def _change(
+def change_request(
     request_id: str, mutate: Callable[[ElevationRequest], None], ports: Ports
 ) -> ElevationRequest:
     """Load, apply ``mutate``, save conditionally, commit; reload and retry if someone raced us.
@@ -463,8 +481,8 @@ def _change(
 
 def _fail(request_id: str, reason: str, ports: Ports) -> ElevationRequest:
     now = ports.clock.now()
-    request = _change(request_id, lambda req: req.mark_failed(reason=reason, at=now), ports)
-    _tell(ports, request, Event.FAILED)
+    request = change_request(request_id, lambda req: req.mark_failed(reason=reason, at=now), ports)
+    notify(ports, request, Event.FAILED)
     return request
 
 
@@ -478,7 +496,7 @@ def _justification(request: ElevationRequest) -> str:
     return request.reason[: 500 - len(suffix)] + suffix
 
 
-def _tell(ports: Ports, request: ElevationRequest, event: Event) -> None:
+def notify(ports: Ports, request: ElevationRequest, event: Event) -> None:
     # The change is committed; a Slack outage must not undo it or hide it from the log.
     try:
         ports.notifier.request_changed(request, event)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,7 +20,7 @@ from bot.elevation import (
     Ticket,
 )
 from bot.errors import ConcurrentUpdate
-from bot.ports import IdentityLink, PostedMessage
+from bot.ports import DueWork, IdentityLink, PostedMessage
 from storage.tables import AuditRow, DecisionRow, IdentityLinkRow, RequestRow, SlackMessageRow
 
 # Columns a save may change; everything else is fixed at submission.
@@ -36,6 +36,8 @@ _MUTABLE = (
     "extension_count",
     "remind_at",
     "reminded_at",
+    "nudged_at",
+    "deactivate_at",
 )
 
 
@@ -164,6 +166,48 @@ class SqlRequestRepository:
         ).all()
         return {status: count for status, count in rows}
 
+    # --- claim-and-lease, for the scheduler's sweep ---------------------------------------------
+
+    def claim_due(
+        self,
+        kind: DueWork,
+        now: datetime,
+        *,
+        owner: str,
+        lease: timedelta,
+        limit: int = 100,
+        age: timedelta = timedelta(0),
+    ) -> list[str]:
+        """Ids of due rows this owner now holds a lease on; other replicas skip them.
+
+        Each claim is one conditional UPDATE, so of two sweepers racing for a row exactly one
+        wins, on SQLite and PostgreSQL alike; a crashed owner's lease simply runs out.
+        """
+        due = _due_condition(kind, now, age)
+        free = or_(RequestRow.lease_until.is_(None), RequestRow.lease_until < now)
+        candidates = self._session.scalars(
+            select(RequestRow.id).where(due, free).order_by(_due_order(kind)).limit(limit)
+        ).all()
+        claimed = []
+        for request_id in candidates:
+            result = self._session.execute(
+                update(RequestRow)
+                .where(RequestRow.id == request_id, due, free)
+                .values(lease_owner=owner, lease_until=now + lease)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                claimed.append(request_id)
+        return claimed
+
+    def release(self, request_id: str, *, owner: str) -> None:
+        self._session.execute(
+            update(RequestRow)
+            .where(RequestRow.id == request_id, RequestRow.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
     # --- internals ----------------------------------------------------------------------------
 
     def _select(self, statement: object) -> list[ElevationRequest]:
@@ -271,6 +315,46 @@ class SqlMessageLog:
 # --- row <-> domain ------------------------------------------------------------------------------
 
 
+def _due_condition(kind: DueWork, now: datetime, age: timedelta) -> ColumnElement[bool]:
+    status = RequestRow.status
+    if kind is DueWork.REMINDER:
+        return and_(
+            status == RequestStatus.ACTIVE.value,
+            RequestRow.remind_at <= now,
+            RequestRow.reminded_at.is_(None),
+        )
+    if kind is DueWork.EXPIRY:
+        return and_(status == RequestStatus.ACTIVE.value, RequestRow.ends_at <= now)
+    if kind is DueWork.SCHEDULED_START:
+        return and_(status == RequestStatus.SCHEDULED.value, RequestRow.starts_at <= now)
+    if kind is DueWork.STUCK_APPROVED:
+        return and_(status == RequestStatus.APPROVED.value, RequestRow.updated_at <= now - age)
+    if kind is DueWork.NUDGE:
+        return and_(
+            status == RequestStatus.PENDING_APPROVAL.value,
+            RequestRow.created_at <= now - age,
+            RequestRow.nudged_at.is_(None),
+        )
+    if kind is DueWork.PENDING_TIMEOUT:
+        return and_(
+            status == RequestStatus.PENDING_APPROVAL.value, RequestRow.created_at <= now - age
+        )
+    return and_(status == RequestStatus.ACTIVE.value, RequestRow.deactivate_at <= now)
+
+
+def _due_order(kind: DueWork) -> ColumnElement[datetime | None]:
+    column = {
+        DueWork.REMINDER: RequestRow.remind_at,
+        DueWork.EXPIRY: RequestRow.ends_at,
+        DueWork.SCHEDULED_START: RequestRow.starts_at,
+        DueWork.STUCK_APPROVED: RequestRow.updated_at,
+        DueWork.NUDGE: RequestRow.created_at,
+        DueWork.PENDING_TIMEOUT: RequestRow.created_at,
+        DueWork.DEACTIVATION: RequestRow.deactivate_at,
+    }[kind]
+    return column.expression
+
+
 def _to_row(request: ElevationRequest) -> RequestRow:
     return RequestRow(
         id=request.id,
@@ -302,6 +386,8 @@ def _to_row(request: ElevationRequest) -> RequestRow:
         extension_count=request.extension_count,
         remind_at=request.remind_at,
         reminded_at=request.reminded_at,
+        nudged_at=request.nudged_at,
+        deactivate_at=request.deactivate_at,
     )
 
 
@@ -332,6 +418,8 @@ def _from_row(row: RequestRow, decisions: list[ApprovalDecision]) -> ElevationRe
         extension_count=row.extension_count,
         remind_at=row.remind_at,
         reminded_at=row.reminded_at,
+        nudged_at=row.nudged_at,
+        deactivate_at=row.deactivate_at,
         decisions=decisions,
     )
 

@@ -86,6 +86,9 @@ class RequestRow(Base):
     extension_count: Mapped[int] = mapped_column(Integer, nullable=False)
     remind_at: Mapped[datetime | None]
     reminded_at: Mapped[datetime | None]
+    nudged_at: Mapped[datetime | None]
+    # Deactivation asked for inside PIM's first five minutes waits for this moment.
+    deactivate_at: Mapped[datetime | None]
     # Claim-and-lease for the scheduler's sweep: one replica owns a due row until lease_until.
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None]
@@ -98,6 +101,8 @@ class RequestRow(Base):
         Index("ix_requests_status_ends_at", "status", "ends_at"),
         Index("ix_requests_status_starts_at", "status", "starts_at"),
         Index("ix_requests_status_created_at", "status", "created_at"),
+        Index("ix_requests_status_updated_at", "status", "updated_at"),
+        Index("ix_requests_status_deactivate_at", "status", "deactivate_at"),
     )
 
 

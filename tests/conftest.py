@@ -41,6 +41,11 @@ def _postgres_engine(schema: str) -> Engine:
     return engine
 
 
+# The URL each migrated engine was built from, for code that builds its own engine from
+# settings (the Slack runtime, a pimbot subprocess); PostgreSQL's carries the test schema.
+ENGINE_URLS: dict[int, str] = {}
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def migrated_engine(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -49,12 +54,16 @@ def migrated_engine(
         path: Path = tmp_path_factory.mktemp("db") / "pimbot.db"
         engine = make_engine(f"sqlite:///{path}")
         upgrade(engine)
+        ENGINE_URLS[id(engine)] = f"sqlite:///{path}"
         yield engine
         engine.dispose()
         return
     schema = f"pimbot_test_{uuid.uuid4().hex[:10]}"
     engine = _postgres_engine(schema)
     upgrade(engine)
+    url = os.environ["PIMBOT_TEST_DATABASE_URL"]
+    joiner = "&" if "?" in url else "?"
+    ENGINE_URLS[id(engine)] = f"{url}{joiner}options=-csearch_path%3D{schema}"
     yield engine
     engine.dispose()
     admin = make_engine(normalize_database_url(os.environ["PIMBOT_TEST_DATABASE_URL"]))
@@ -69,6 +78,12 @@ def engine(migrated_engine: Engine) -> Iterator[Engine]:
     with migrated_engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             connection.execute(table.delete())
+
+
+@pytest.fixture
+def database_url(engine: Engine) -> str:
+    """A URL for the same migrated, emptied database (for code that builds its own engine)."""
+    return ENGINE_URLS[id(engine)]
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ ADA = Person("T0PIMBOT", "U0ADA", "11111111-aaaa-4aaa-8aaa-000000000001", "Ada")
 GRACE = Person("T0PIMBOT", "U0GRACE", "22222222-bbbb-4bbb-8bbb-000000000002", "Grace")
 ALAN = Person("T0PIMBOT", "U0ALAN", "33333333-cccc-4ccc-8ccc-000000000003", "Alan")
 MALLORY = Person("T0PIMBOT", "U0MALLORY", "44444444-dddd-4ddd-8ddd-000000000004", "Mallory")
+APPROVERS = [Person("T0PIMBOT", f"U0APPR{i:02d}", f"entra-approver-{i}") for i in range(20)]
 
 
 class FakeClock:

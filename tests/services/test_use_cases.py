@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import pytest
 
-from bot.catalog import CachedRulesSource
 from bot.elevation import Person, RequestStatus
 from bot.errors import (
     ActiveDurationTooShort,
@@ -19,10 +18,9 @@ from bot.errors import (
     PimUnavailable,
     ValidationFailed,
 )
-from bot.policy_file import PolicyFile, parse_policy
-from bot.rules import RequestForm, RoleSettings
+from bot.policy_file import parse_policy
+from bot.rules import RequestForm
 from bot.services import (
-    Ports,
     approve_request,
     cancel_request,
     deactivate_request,
@@ -35,52 +33,13 @@ from bot.services import (
 from tests.fakes import (
     ADA,
     ALAN,
+    APPROVERS,
     GLOBAL_ADMIN,
     GRACE,
     MALLORY,
     SECURITY_READER,
     T0,
-    FakeApproverResolver,
-    FakeClock,
-    FakeNotifier,
-    FakePimClient,
 )
-
-NO_POLICY = PolicyFile()
-APPROVERS = [Person("T0PIMBOT", f"U0APPR{i:02d}", f"entra-approver-{i}") for i in range(20)]
-
-
-@pytest.fixture
-def world(uow_factory):  # type: ignore[no-untyped-def]
-    clock = FakeClock()
-    pim = FakePimClient(clock=clock)
-    pim.eligible[ADA.entra_id or ""] = [GLOBAL_ADMIN, SECURITY_READER]
-    pim.settings[GLOBAL_ADMIN.role_definition_id] = RoleSettings(
-        GLOBAL_ADMIN.role_definition_id, max_duration=timedelta(hours=8), approval_required=True
-    )
-    pim.settings[SECURITY_READER.role_definition_id] = RoleSettings(
-        SECURITY_READER.role_definition_id, approval_required=False
-    )
-    resolver = FakeApproverResolver(group_members={"pim": [GRACE, ALAN, *APPROVERS]})
-    notifier = FakeNotifier()
-
-    def build(policy: PolicyFile = NO_POLICY) -> Ports:
-        rules = CachedRulesSource(pim=pim, policy=policy, clock=clock)
-        return Ports(
-            uow=uow_factory,
-            pim=pim,
-            notifier=notifier,
-            clock=clock,
-            approvers=resolver,
-            rules=rules,
-        )
-
-    class World:
-        pass
-
-    w = World()
-    w.clock, w.pim, w.notifier, w.ports, w.build = clock, pim, notifier, build(), build  # type: ignore[attr-defined]
-    return w
 
 
 def _form(role=GLOBAL_ADMIN, **overrides):  # type: ignore[no-untyped-def]
@@ -219,11 +178,23 @@ def test_extension_is_bounded_by_the_maximum(world) -> None:  # type: ignore[no-
         extend_request(request.id, ADA, timedelta(hours=8), ports=world.ports)
 
 
-def test_deactivation_in_the_first_five_minutes_says_when(world) -> None:  # type: ignore[no-untyped-def]
+def test_deactivation_in_the_first_five_minutes_is_scheduled(world) -> None:  # type: ignore[no-untyped-def]
     request = submit_request(_form(SECURITY_READER), ADA, ports=world.ports)
+    world.clock.advance(timedelta(minutes=2))
+    scheduled = deactivate_request(request.id, ADA, ports=world.ports)
+    assert scheduled.status is RequestStatus.ACTIVE
+    assert scheduled.deactivate_at == T0 + timedelta(minutes=5)
+    assert world.pim.writes("deactivate") == []
+    assert world.notifier.events_for(request.id)[-1] == "deactivation_scheduled"
+
+
+def test_pim_refusing_an_early_deactivation_schedules_a_retry(world) -> None:  # type: ignore[no-untyped-def]
+    request = submit_request(_form(SECURITY_READER), ADA, ports=world.ports)
+    world.clock.advance(timedelta(minutes=6))
     world.pim.fail_next.append(ActiveDurationTooShort("too short", code="ActiveDurationTooShort"))
-    with pytest.raises(ActiveDurationTooShort, match="after 09:05:00 UTC"):
-        deactivate_request(request.id, ADA, ports=world.ports)
+    scheduled = deactivate_request(request.id, ADA, ports=world.ports)
+    assert scheduled.status is RequestStatus.ACTIVE
+    assert scheduled.deactivate_at == T0 + timedelta(minutes=7)
 
 
 def test_cancel_and_expire(world) -> None:  # type: ignore[no-untyped-def]

@@ -6,7 +6,7 @@ and truncated by ``handlers.text`` only.
 """
 
 from handlers.blocks.cards import MessageContent, info_card, request_card, status_block
-from handlers.blocks.dms import requester_message
+from handlers.blocks.dms import requester_message, superseded_message
 from handlers.blocks.help import COMMAND, SUBCOMMANDS, help_blocks, help_text
 from handlers.blocks.home import home_view
 from handlers.blocks.limits import check_message_limits, check_view_limits
@@ -36,4 +36,5 @@ __all__ = [
     "request_modal",
     "requester_message",
     "status_block",
+    "superseded_message",
 ]

@@ -111,7 +111,11 @@ def _deactivated(r: ElevationRequest, role: str, tz: str | None) -> str:
 
 
 def _deactivating(r: ElevationRequest, role: str, tz: str | None) -> str:
-    return f":hourglass_flowing_sand: Deactivating {role}…"
+    when = local_and_utc(r.deactivate_at, tz) if r.deactivate_at else "in a few minutes"
+    return (
+        f":hourglass_flowing_sand: PIM does not let a role end in its first five minutes, so "
+        f"I will deactivate {role} at *{when}*."
+    )
 
 
 def _cancelled(r: ElevationRequest, role: str, tz: str | None) -> str:
@@ -123,6 +127,20 @@ def _nudge(r: ElevationRequest, role: str, tz: str | None) -> str:
         f":hourglass_flowing_sand: Your request for {role} is still waiting: "
         f"{quorum_text(len(r.approvals()), r.quorum)} so far."
     )
+
+
+def superseded_message(request: ElevationRequest) -> MessageContent:
+    """An earlier DM once a newer one took over: its buttons go, a current status line stays."""
+    label = STATUS_LABELS[request.status]
+    role = text.mrkdwn(request.role.display_name, 500)
+    line = f"{label.emoji} *{role}* ({humanize(request.duration)}): {label.text.lower()}."
+    if not request.is_terminal:
+        line += " The newest message from me has the current details."
+    blocks: list[Block] = [
+        SectionBlock(text=md(line)),
+        context(f"request `{text.escape(request.id)}`"),
+    ]
+    return MessageContent(text.truncate(line.replace("*", ""), text.FALLBACK_TEXT), blocks)
 
 
 def _status_headline(r: ElevationRequest, role: str, tz: str | None) -> str:

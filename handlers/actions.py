@@ -1,0 +1,102 @@
+"""Buttons. Each click is re-authorised from the clicking user and the stored request: a
+button's ``value`` only says which request is meant, never who may act on it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from bot.services import (
+    approve_request,
+    cancel_request,
+    deactivate_request,
+    get_request,
+)
+from handlers.blocks import deny_reason_modal, extend_modal, loading_modal, notice_modal
+from handlers.context import SlackDeps
+from handlers.errors import explain, tell_user
+from handlers.home import publish_home
+from handlers.ids import ActionId
+from handlers.modal_flow import fill_request_modal, open_request_modal
+
+
+def register(app: App, deps: SlackDeps) -> None:
+    def handle_approve_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        _act(client, body, lambda person, rid: approve_request(rid, person, ports=deps.ports))
+
+    def handle_deny_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        request = get_request(_request_id(body), ports=deps.ports)
+        client.views_open(
+            trigger_id=body["trigger_id"], view=deny_reason_modal(request.id, request=request)
+        )
+
+    def handle_cancel_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        _act(client, body, lambda person, rid: cancel_request(rid, person, ports=deps.ports))
+
+    def handle_deactivate_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        _act(client, body, lambda person, rid: deactivate_request(rid, person, ports=deps.ports))
+
+    def handle_extend_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        view = client.views_open(
+            trigger_id=body["trigger_id"],
+            view=loading_modal("Extend role", "Checking how much longer PIM allows…"),
+        )["view"]
+        try:
+            request = get_request(_request_id(body), ports=deps.ports)
+            rules = deps.ports.rules.rules_for(request.role)
+            now = deps.ports.clock.now()
+            left = (request.ends_at - now) if request.ends_at else rules.max_duration
+            form = extend_modal(
+                request,
+                rules.max_duration - left,
+                needs_approval=rules.approval_required_for_extension,
+            )
+        except Exception as exc:  # shown in the modal the person is looking at
+            form = notice_modal("Extend role", explain(exc))
+        client.views_update(view_id=view["id"], view=form)
+
+    def handle_open_request_modal_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        open_request_modal(client, deps, trigger_id=body["trigger_id"], user_id=body["user"]["id"])
+
+    def handle_refresh_home_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        publish_home(client, deps, body["user"]["id"])
+
+    def handle_role_select(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        # The form re-renders for the chosen role (its maximum, its ticket rules).
+        ack()
+        selected = body["actions"][0].get("selected_option", {}).get("value")
+        fill_request_modal(
+            client, deps, view=body["view"], user_id=body["user"]["id"], selected_role_id=selected
+        )
+
+    def _act(client: WebClient, body: dict[str, Any], use_case: Any) -> None:
+        try:
+            person = deps.identify(body["user"]["id"])
+            use_case(person, _request_id(body))
+        except Exception as exc:
+            tell_user(client, body, explain(exc))
+            return
+        if (body.get("view") or {}).get("type") == "home":
+            publish_home(client, deps, body["user"]["id"])
+
+    app.action(ActionId.APPROVE.value)(handle_approve_button)
+    app.action(ActionId.DENY.value)(handle_deny_button)
+    app.action(ActionId.CANCEL.value)(handle_cancel_button)
+    app.action(ActionId.DEACTIVATE.value)(handle_deactivate_button)
+    app.action(ActionId.EXTEND.value)(handle_extend_button)
+    app.action(ActionId.OPEN_REQUEST_MODAL.value)(handle_open_request_modal_button)
+    app.action(ActionId.REFRESH_HOME.value)(handle_refresh_home_button)
+    app.action(ActionId.ROLE_SELECT.value)(handle_role_select)
+
+
+def _request_id(body: dict[str, Any]) -> str:
+    return str(body["actions"][0]["value"])

@@ -1,0 +1,140 @@
+"""``/pim`` and its subcommands: ack at once, then one service call and one reply."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot.elevation import RequestStatus
+from bot.errors import PimbotError
+from bot.services import deactivate_request, list_my_requests, list_pending_for_approver
+from handlers.blocks import help_blocks, help_text
+from handlers.blocks.cards import MessageContent
+from handlers.blocks.help import COMMAND
+from handlers.blocks.lists import (
+    notice_message,
+    pending_message,
+    roles_message,
+    status_message,
+    whoami_message,
+)
+from handlers.context import SlackDeps
+from handlers.errors import explain
+from handlers.modal_flow import open_request_modal
+
+NOT_YET = (
+    "`/pim {sub}` is not available yet: it comes with delegated mode. pimbot runs in "
+    "broker mode, where no sign-in is needed."
+)
+
+
+def register(app: App, deps: SlackDeps) -> None:
+    def handle_pim_command(
+        ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond
+    ) -> None:
+        sub, _, arg = command.get("text", "").strip().partition(" ")
+        sub = sub.lower()
+        if sub in ("", "request"):
+            ack()
+            open_request_modal(
+                client,
+                deps,
+                trigger_id=command["trigger_id"],
+                user_id=command["user_id"],
+                role_query=arg,
+            )
+            return
+        if sub not in _ANSWERS:
+            ack(text=help_text(), blocks=help_blocks())
+            return
+        ack()
+        try:
+            content = _ANSWERS[sub](deps, command["user_id"], arg)
+        except PimbotError as exc:
+            content = notice_message(explain(exc))
+        respond(
+            text=content.text,
+            blocks=content.blocks,
+            response_type="ephemeral",
+            replace_original=False,
+        )
+
+    app.command(COMMAND)(handle_pim_command)
+
+
+def _roles(deps: SlackDeps, user_id: str, _arg: str) -> MessageContent:
+    person = deps.identify(user_id)
+    assert person.entra_id is not None
+    return roles_message(
+        deps.pim_reads.list_eligible_roles(person.entra_id),
+        deps.pim_reads.list_active_assignments(person.entra_id),
+        _tz(deps, user_id),
+    )
+
+
+def _status(deps: SlackDeps, user_id: str, _arg: str) -> MessageContent:
+    person = deps.identify(user_id)
+    return status_message(list_my_requests(person, ports=deps.ports), _tz(deps, user_id))
+
+
+def _pending(deps: SlackDeps, user_id: str, _arg: str) -> MessageContent:
+    person = deps.identify(user_id)
+    return pending_message(list_pending_for_approver(person, ports=deps.ports), _tz(deps, user_id))
+
+
+def _deactivate(deps: SlackDeps, user_id: str, arg: str) -> MessageContent:
+    person = deps.identify(user_id)
+    active = [
+        r
+        for r in list_my_requests(person, ports=deps.ports, limit=50)
+        if r.status is RequestStatus.ACTIVE
+    ]
+    wanted = arg.strip().casefold()
+    if wanted:
+        active = [r for r in active if wanted in r.role.display_name.casefold()]
+    if not active:
+        return notice_message(
+            "You have no active role from pimbot"
+            + (f" matching “{arg.strip()}”." if wanted else ".")
+        )
+    if len(active) > 1:
+        names = ", ".join(r.role.display_name for r in active)
+        return notice_message(
+            f"You have several active roles ({names}). Say which: `/pim deactivate <role>`."
+        )
+    done = deactivate_request(active[0].id, person, ports=deps.ports)
+    return notice_message(f"{done.role.display_name} is deactivated.")
+
+
+def _whoami(deps: SlackDeps, user_id: str, _arg: str) -> MessageContent:
+    person = deps.identify(user_id)
+    with deps.ports.uow() as uow:
+        link = uow.identities.get(person.slack_team, person.slack_user)
+    return whoami_message(
+        person,
+        link_source=link.source if link else None,
+        tenant_id=deps.tenant_id,
+        mode=deps.ports.mode.value,
+    )
+
+
+def _not_yet(sub: str) -> Any:
+    return lambda _deps, _user, _arg: notice_message(NOT_YET.format(sub=sub))
+
+
+def _tz(deps: SlackDeps, user_id: str) -> str | None:
+    profile = deps.directory.user_profile(user_id)
+    return profile.tz if profile else None
+
+
+_ANSWERS = {
+    "roles": _roles,
+    "status": _status,
+    "pending": _pending,
+    "deactivate": _deactivate,
+    "whoami": _whoami,
+    "connect": _not_yet("connect"),
+    "disconnect": _not_yet("disconnect"),
+}

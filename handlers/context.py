@@ -1,0 +1,22 @@
+"""What the Slack listeners need, built once by the composition root and passed at registration."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.catalog import ReadCachingPimClient
+from bot.elevation import Person
+from bot.identity import Installation
+from bot.ports import SlackDirectory
+from bot.services import Ports
+
+
+@dataclass(frozen=True)
+class SlackDeps:
+    ports: Ports
+    pim_reads: ReadCachingPimClient
+    directory: SlackDirectory
+    identify: Callable[[str], Person]  # Slack user id -> Person; IdentityError (audited)
+    installation: Installation
+    tenant_id: str | None = None

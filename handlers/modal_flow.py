@@ -1,0 +1,60 @@
+"""Opening and filling the request modal: ``views.open`` at once, ``views.update`` when ready.
+
+``trigger_id`` dies three seconds after the click, so the loading view goes out before pimbot
+asks Graph anything; the real form replaces it once eligibility and rules are known.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_sdk import WebClient
+
+from bot.errors import PimbotError
+from bot.ports import EligibleRole
+from handlers.blocks import loading_modal, notice_modal, request_modal
+from handlers.context import SlackDeps
+
+log = logging.getLogger(__name__)
+
+
+def open_request_modal(
+    client: WebClient, deps: SlackDeps, *, trigger_id: str, user_id: str, role_query: str = ""
+) -> None:
+    view = client.views_open(trigger_id=trigger_id, view=loading_modal())["view"]
+    fill_request_modal(client, deps, view=view, user_id=user_id, role_query=role_query)
+
+
+def fill_request_modal(
+    client: WebClient,
+    deps: SlackDeps,
+    *,
+    view: dict[str, Any],
+    user_id: str,
+    role_query: str = "",
+    selected_role_id: str | None = None,
+) -> None:
+    try:
+        person = deps.identify(user_id)
+        assert person.entra_id is not None
+        eligible = deps.pim_reads.list_eligible_roles(person.entra_id)
+        active = deps.pim_reads.list_active_assignments(person.entra_id)
+        rules = {e.role.role_definition_id: deps.ports.rules.rules_for(e.role) for e in eligible}
+        selected = selected_role_id or match_role(eligible, role_query)
+        form = request_modal(eligible, active, rules, selected, requester_slack_id=user_id)
+    except PimbotError as exc:
+        form = notice_modal("Request a PIM role", exc.user_message)
+    client.views_update(view_id=view["id"], view=form)
+
+
+def match_role(eligible: list[EligibleRole], query: str) -> str | None:
+    """The role a person named after ``/pim request``: exact name or id first, then a part."""
+    wanted = query.strip().casefold()
+    if not wanted:
+        return None
+    for item in eligible:
+        if wanted in (item.role.display_name.casefold(), item.role.role_definition_id.casefold()):
+            return item.role.role_definition_id
+    partial = [e for e in eligible if wanted in e.role.display_name.casefold()]
+    return partial[0].role.role_definition_id if len(partial) == 1 else None

@@ -1,0 +1,185 @@
+"""Tells Slack what happened to a request: cards re-rendered from state, DMs to the requester.
+
+Every card is a function of the request's state, so after any change each posted card is
+rendered again and replaced with ``chat.update``; nothing patches blocks by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.approvers import DirectoryApproverResolver
+from bot.elevation import ElevationRequest, RequestStatus
+from bot.ports import Clock, Event, PostedMessage, RulesSource, SlackDirectory, UnitOfWork
+from bot.rules import ApproverKind, ApproverSpec, EffectiveRules
+from handlers.blocks import (
+    MessageContent,
+    info_card,
+    request_card,
+    requester_message,
+    superseded_message,
+)
+
+log = logging.getLogger(__name__)
+
+APPROVER_CARD, INFO_CARD = "approver_card", "info_card"
+DM_PREFIX = "dm:"
+RECENT_WINDOW = timedelta(days=30)
+# DMs the requester gets; the rest (e.g. a partial approval) only update the cards.
+_REQUESTER_EVENTS = frozenset(Event) - {Event.APPROVAL_RECORDED, Event.NUDGE}
+
+
+class SlackNotifier:
+    def __init__(
+        self,
+        *,
+        client: WebClient,
+        uow: Callable[[], UnitOfWork],
+        directory: SlackDirectory,
+        approvers: DirectoryApproverResolver,
+        rules: RulesSource,
+        clock: Clock,
+    ) -> None:
+        self._client = client
+        self._uow = uow
+        self._directory = directory
+        self._approvers = approvers
+        self._rules = rules
+        self._clock = clock
+
+    def request_changed(self, request: ElevationRequest, event: Event) -> None:
+        rules = self._rules.rules_for(request.role)
+        if event is Event.SUBMITTED:
+            self._post_cards(request, rules)
+        else:
+            self._update_cards(request, rules)
+        if event is Event.NUDGE:
+            self._nudge(request, rules)
+        if event in _REQUESTER_EVENTS and not (
+            event is Event.SUBMITTED and request.status is not RequestStatus.PENDING_APPROVAL
+        ):
+            self._dm_requester(request, event)
+
+    # --- approver and info cards ------------------------------------------------------------------
+
+    def _post_cards(self, request: ElevationRequest, rules: EffectiveRules) -> None:
+        if request.status is RequestStatus.PENDING_APPROVAL:
+            content = self._card(request, rules)
+            targets = (
+                [rules.approvals_channel]
+                if rules.approvals_channel
+                else [
+                    u
+                    for u in self._approvers.slack_ids(_specs(request), rules)
+                    if u != request.requester.slack_user
+                ]
+            )
+            if not targets:
+                log.error("nobody to send the approval card to", extra={"request_id": request.id})
+            for target in targets:
+                self._post(request, target, content, APPROVER_CARD)
+        elif rules.approvals_channel:
+            # Activated without approval: approvers still see it, break-glass loudly.
+            self._post(request, rules.approvals_channel, info_card(request), INFO_CARD)
+
+    def _update_cards(self, request: ElevationRequest, rules: EffectiveRules) -> None:
+        with self._uow() as uow:
+            posted = uow.messages.list_for_request(request.id)
+        for message in posted:
+            if message.kind == APPROVER_CARD:
+                content = self._card(request, rules)
+            elif message.kind == INFO_CARD:
+                content = info_card(request)
+            else:
+                continue  # the requester's DMs are folded when the next one goes out
+            self._update(message, content)
+
+    def _card(self, request: ElevationRequest, rules: EffectiveRules) -> MessageContent:
+        with self._uow() as uow:
+            recent = uow.requests.list_recent_elevations(
+                request.requester, since=self._clock.now() - RECENT_WINDOW
+            )
+        return request_card(
+            request,
+            recent_elevations=[r for r in recent if r.id != request.id],
+            approver_names=[self._describe(spec) for spec in _specs(request)],
+            quorum_progress=(len(request.approvals()), request.quorum),
+        )
+
+    def _nudge(self, request: ElevationRequest, rules: EffectiveRules) -> None:
+        content = requester_message(request, Event.NUDGE, None)
+        for user in self._approvers.slack_ids(_specs(request), rules):
+            if user != request.requester.slack_user:
+                self._client.chat_postMessage(
+                    channel=user, text=content.text, blocks=content.blocks
+                )
+
+    def _describe(self, spec: ApproverSpec) -> str:
+        # Plain names, not <@mentions>: the card must not ping people by itself.
+        if spec.kind is ApproverKind.SLACK_USER:
+            profile = self._directory.user_profile(spec.value)
+            return profile.real_name or spec.value if profile else spec.value
+        return _describe_group(spec)
+
+    # --- the requester ---------------------------------------------------------------------------
+
+    def _dm_requester(self, request: ElevationRequest, event: Event) -> None:
+        # Only the newest DM keeps buttons; earlier ones shrink to a current status line, so
+        # a stale "Extend" or "active until 14:00" never lingers above the truth.
+        with self._uow() as uow:
+            earlier = [
+                m for m in uow.messages.list_for_request(request.id) if m.kind.startswith(DM_PREFIX)
+            ]
+        for message in earlier:
+            self._update(message, superseded_message(request))
+        content = requester_message(request, event, self._tz(request))
+        self._post(request, request.requester.slack_user, content, DM_PREFIX + event.value)
+
+    def _tz(self, request: ElevationRequest) -> str | None:
+        profile = self._directory.user_profile(request.requester.slack_user)
+        return profile.tz if profile else None
+
+    # --- Slack calls -----------------------------------------------------------------------------
+
+    def _post(
+        self, request: ElevationRequest, channel: str, content: MessageContent, kind: str
+    ) -> None:
+        response = self._client.chat_postMessage(
+            channel=channel, text=content.text, blocks=content.blocks, unfurl_links=False
+        )
+        posted = PostedMessage(
+            request.id, response["channel"], response["ts"], kind, self._clock.now()
+        )
+        with self._uow() as uow:
+            uow.messages.add(posted)
+            uow.commit()
+
+    def _update(self, message: PostedMessage, content: MessageContent) -> None:
+        try:
+            self._client.chat_update(
+                channel=message.channel, ts=message.ts, text=content.text, blocks=content.blocks
+            )
+        except SlackApiError as exc:
+            # A deleted message or a channel the bot left must not stop the other updates.
+            log.warning(
+                "could not update a card: %s",
+                exc.response.get("error"),
+                extra={"request_id": message.request_id, "channel": message.channel},
+            )
+
+
+def _specs(request: ElevationRequest) -> list[ApproverSpec]:
+    return [ApproverSpec.from_text(text) for text in request.approver_specs]
+
+
+def _describe_group(spec: ApproverSpec) -> str:
+    if spec.kind is ApproverKind.SLACK_USERGROUP:
+        return f"@{spec.value}"
+    if spec.kind is ApproverKind.ENTRA_GROUP:
+        return f"members of Entra group {spec.value}"
+    return "the approvers PIM lists for this role"

@@ -1,0 +1,82 @@
+"""Modal submissions: field errors inside the 3-second ack, the work after it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from bot.errors import PimbotError, ValidationFailed
+from bot.services import check_request, deny_request, extend_request, store_request
+from handlers.blocks import notice_modal
+from handlers.context import SlackDeps
+from handlers.errors import explain, tell_user
+from handlers.forms import parse_deny_reason, parse_extend_form, parse_request_form
+from handlers.ids import BlockId, CallbackId
+
+
+def register(app: App, deps: SlackDeps) -> None:
+    def handle_request_modal_submission(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+    ) -> None:
+        values = view["state"]["values"]
+        form = parse_request_form(values)
+        if isinstance(form, dict):
+            ack(response_action="errors", errors=form)
+            return
+        try:
+            person = deps.identify(body["user"]["id"])
+            checked = check_request(form, person, ports=deps.ports)
+        except ValidationFailed as exc:
+            ack(response_action="errors", errors=on_inputs(exc.field_errors, values))
+            return
+        except PimbotError as exc:
+            ack(response_action="update", view=notice_modal("Request a PIM role", explain(exc)))
+            return
+        ack()
+        try:
+            store_request(checked, ports=deps.ports)
+        except PimbotError as exc:  # e.g. a second request raced in; the form is closed now
+            tell_user(client, body, explain(exc))
+
+    def handle_deny_reason_submission(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+    ) -> None:
+        reason = parse_deny_reason(view["state"]["values"])
+        if isinstance(reason, dict):
+            ack(response_action="errors", errors=reason)
+            return
+        ack()
+        try:
+            person = deps.identify(body["user"]["id"])
+            deny_request(view["private_metadata"], person, reason, ports=deps.ports)
+        except PimbotError as exc:
+            tell_user(client, body, explain(exc))
+
+    def handle_extend_submission(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+    ) -> None:
+        form = parse_extend_form(view["state"]["values"])
+        if isinstance(form, dict):
+            ack(response_action="errors", errors=form)
+            return
+        ack()
+        try:
+            person = deps.identify(body["user"]["id"])
+            extend_request(view["private_metadata"], person, form.extra, ports=deps.ports)
+        except PimbotError as exc:
+            tell_user(client, body, explain(exc))
+
+    app.view(CallbackId.REQUEST_MODAL.value)(handle_request_modal_submission)
+    app.view(CallbackId.DENY_REASON_MODAL.value)(handle_deny_reason_submission)
+    app.view(CallbackId.EXTEND_MODAL.value)(handle_extend_submission)
+
+
+def on_inputs(errors: dict[str, str], values: dict[str, Any]) -> dict[str, str]:
+    """Slack shows an error only under an input block of the view: move others to the role."""
+    placed: dict[str, str] = {}
+    for field, message in errors.items():
+        target = field if field in values else BlockId.ROLE.value
+        placed[target] = f"{placed[target]} {message}" if target in placed else message
+    return placed

@@ -141,6 +141,7 @@ class ApprovalDecision:
     decision: Decision
     at: datetime
     reason: str | None = None
+    round: int = 0  # 0: the request itself; n > 0: its n-th extension
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,11 @@ class ElevationRequest:
     reminded_at: datetime | None = None
     nudged_at: datetime | None = None
     deactivate_at: datetime | None = None
+    # An extension that needs approval again waits here while the role stays active.
+    pending_extension: timedelta | None = None
+    extension_reason: str | None = None
+    extension_requested_at: datetime | None = None
+    extension_round: int = 0
     decisions: list[ApprovalDecision] = field(default_factory=list)
     # Filled by the methods below, drained by the repository in the same transaction.
     new_audit_entries: list[AuditEntry] = field(default_factory=list)
@@ -230,20 +236,25 @@ class ElevationRequest:
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
 
-    def approvals(self) -> list[ApprovalDecision]:
-        return [d for d in self.decisions if d.decision is Decision.APPROVE]
+    def approvals(self, round: int = 0) -> list[ApprovalDecision]:
+        return [d for d in self.decisions
+                if d.decision is Decision.APPROVE and d.round == round]
 
     def approvals_needed(self) -> int:
         return max(0, self.quorum - len(self.approvals()))
 
-    def decided_by(self) -> list[Person]:
-        """Who decided the request, for "already decided by …" messages."""
-        if self.status is S.DENIED:
-            return [d.approver for d in self.decisions if d.decision is Decision.DENY]
-        return [d.approver for d in self.approvals()]
+    def decided_by(self, round: int = 0) -> list[Person]:
+        """Who decided the request (or one of its extensions), for "already decided by …"."""
+        denials = [d.approver for d in self.decisions
+                   if d.decision is Decision.DENY and d.round == round]
+        return denials or [d.approver for d in self.approvals(round)]
 
-    def has_decided(self, person: Person) -> bool:
-        return any(d.approver.key == person.key for d in self.decisions)
+    def has_decided(self, person: Person, round: int = 0) -> bool:
+        return any(d.approver.key == person.key and d.round == round for d in self.decisions)
+
+    @property
+    def awaits_extension_approval(self) -> bool:
+        return self.status is S.ACTIVE and self.pending_extension is not None
 
     # --- transitions --------------------------------------------------------------------------
 
@@ -334,16 +345,63 @@ class ElevationRequest:
         )
         self.ends_at = new_end
         self.extension_count += 1
+        self.pending_extension = None
         self.remind_at, self.reminded_at = remind_at, None
 
     def deactivate(self, actor: Person, *, at: datetime, reason: str | None = None) -> None:
         self._move(Action.DEACTIVATE, actor.key, at, reason)
         self.ends_at = at
         self.remind_at = None
+        self.pending_extension = None
 
     def expire(self, *, at: datetime, reason: str = "PIM ended the assignment") -> None:
         self._move(Action.EXPIRE, SYSTEM.key, at, reason)
         self.remind_at = None
+        self.pending_extension = None
+
+    def ask_extension(self, actor: Person, *, extra: timedelta, reason: str, at: datetime
+                      ) -> None:
+        """The role needs approval again to run longer: open a new round of decisions."""
+        next_status(self.status, Action.EXTEND)
+        if self.pending_extension is not None:
+            raise InvalidTransition("An extension of this role is already waiting for approval.")
+        self.extension_round += 1
+        self.pending_extension = extra
+        self.extension_reason = reason
+        self.extension_requested_at = at
+        self.updated_at = at
+        self._audit(actor.key, "extension_requested", self.status, self.status, at,
+                    f"+{int(extra.total_seconds() // 60)}m: {reason}")
+
+    def approve_extension(self, approver: Person, *, at: datetime) -> bool:
+        """Count one approval of the pending extension; True once it reaches quorum."""
+        self._check_extension_decidable(approver)
+        decision = ApprovalDecision(approver, Decision.APPROVE, at, None, self.extension_round)
+        self.decisions.append(decision)
+        self.new_decisions.append(decision)
+        count = len(self.approvals(self.extension_round))
+        reached = count >= self.quorum
+        self._audit(approver.key, "extension_approved" if reached else "approval_recorded",
+                    self.status, self.status, at, f"extension: {count} of {self.quorum}")
+        self.updated_at = at
+        return reached
+
+    def deny_extension(self, approver: Person, *, reason: str, at: datetime) -> None:
+        self._check_extension_decidable(approver)
+        decision = ApprovalDecision(approver, Decision.DENY, at, reason, self.extension_round)
+        self.decisions.append(decision)
+        self.new_decisions.append(decision)
+        self.pending_extension = None
+        self.updated_at = at
+        self._audit(approver.key, "extension_denied", self.status, self.status, at, reason)
+
+    def _check_extension_decidable(self, approver: Person) -> None:
+        if not self.awaits_extension_approval:
+            names = ", ".join(p.mention for p in self.decided_by(self.extension_round))
+            raise AlreadyDecided(f"This extension was already decided by {names}." if names
+                                 else "No extension of this role is waiting for a decision.")
+        if self.has_decided(approver, self.extension_round):
+            raise AlreadyDecided("You already approved this extension.")
 
     def mark_nudged(self, *, at: datetime) -> None:
         """Approvers were reminded that the request still waits for them."""

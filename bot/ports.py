@@ -132,6 +132,8 @@ class Event(StrEnum):
     ACTIVE = "active"
     FAILED = "failed"
     EXTENDED = "extended"
+    EXTENSION_REQUESTED = "extension_requested"
+    EXTENSION_DENIED = "extension_denied"
     DEACTIVATION_SCHEDULED = "deactivation_scheduled"
     DEACTIVATED = "deactivated"
     EXPIRED = "expired"

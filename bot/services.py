@@ -97,6 +97,8 @@ def check_request(form: RequestForm, requester: Person, *, ports: Ports) -> Chec
     role = _eligible_role(form.role_definition_id, requester.entra_id, ports)
     _refuse_if_already_active(role, requester.entra_id, ports)
     rules = ports.rules.rules_for(role)
+    if rules.approval_required and not form.break_glass:
+        _require_approvers(rules, ports)
     errors = validate_request(
         form, rules, now=ports.clock.now(), mode=ports.mode, requester_slack_id=requester.slack_user
     )
@@ -355,30 +357,104 @@ def _schedule_deactivation(
 
 
 def extend_request(
-    request_id: str, actor: Person, extra: timedelta, *, ports: Ports
+    request_id: str, actor: Person, extra: timedelta, *, ports: Ports, reason: str = ""
 ) -> ElevationRequest:
-    """Move the end of an active elevation later, with no gap in access."""
+    """Move the end of an active elevation later, with no gap in access.
+
+    Where PIM (isApprovalRequiredForExtension) or the policy file says an extension needs
+    approval again, the role stays active and the extension goes to the approvers first.
+    """
     request = load_request(request_id, ports)
     check_is_requester(request, actor)
     next_status(request.status, LifecycleAction.EXTEND)
     rules = ports.rules.rules_for(request.role)
+    _check_extension_bounds(request, extra, rules, ports.clock.now())
     if rules.approval_required_for_extension:
-        raise NotAuthorized(
-            f"Extending {request.role.display_name} needs approval again. "
-            "Ask for it with `/pim request` once this activation ends."
+        _require_approvers(rules, ports)
+        now = ports.clock.now()
+        why = reason.strip() or request.reason
+        request = change_request(
+            request_id, lambda req: req.ask_extension(actor, extra=extra, reason=why, at=now),
+            ports,
         )
+        notify(ports, request, Event.EXTENSION_REQUESTED)
+        return request
+    return _apply_extension(request_id, actor, extra, rules, ports)
+
+
+def approve_extension(request_id: str, approver: Person, *, ports: Ports) -> ElevationRequest:
+    """Count an approval of a pending extension; at quorum, extend the role in PIM."""
+    request = load_request(request_id, ports)
+    rules = ports.rules.rules_for(request.role)
+    approvers = ports.approvers.resolve(_specs(request), rules)
     now = ports.clock.now()
-    assert request.ends_at is not None and request.requester.entra_id is not None
-    new_end = request.ends_at + extra
+    reached: list[bool] = []
+
+    def approve(req: ElevationRequest) -> None:
+        check_may_decide(req, approver, approvers)
+        reached.append(req.approve_extension(approver, at=now))
+
+    request = change_request(request_id, approve, ports)
+    if not reached[-1]:
+        notify(ports, request, Event.APPROVAL_RECORDED)
+        return request
+    assert request.pending_extension is not None
+    return _apply_extension(request_id, approver, request.pending_extension, rules, ports)
+
+
+def deny_extension(
+    request_id: str, approver: Person, reason: str, *, ports: Ports
+) -> ElevationRequest:
+    reason = reason.strip()
+    if not reason:
+        raise ValidationFailed({"reason": "Say why you deny the extension; the requester sees it."})
+    request = load_request(request_id, ports)
+    approvers = ports.approvers.resolve(_specs(request), ports.rules.rules_for(request.role))
+    now = ports.clock.now()
+
+    def deny(req: ElevationRequest) -> None:
+        check_may_decide(req, approver, approvers)
+        req.deny_extension(approver, reason=reason, at=now)
+
+    request = change_request(request_id, deny, ports)
+    notify(ports, request, Event.EXTENSION_DENIED)
+    return request
+
+
+def _require_approvers(rules: EffectiveRules, ports: Ports) -> None:
+    """Refuse up front what nobody could ever approve, instead of letting it wait forever."""
+    if not ports.approvers.resolve(rules.approvers, rules):
+        raise ValidationFailed(
+            {
+                ROLE: f"Nobody can approve {rules.role.display_name}: PIM lists no approvers "
+                "for it and the policy file names none. Ask your pimbot admin to add approvers."
+            }
+        )
+
+
+def _check_extension_bounds(
+    request: ElevationRequest, extra: timedelta, rules: EffectiveRules, now: datetime
+) -> None:
+    assert request.ends_at is not None
     if extra < timedelta(minutes=5):
         raise ValidationFailed({DURATION: "Extend by at least 5 minutes."})
-    if new_end - now > rules.max_duration:
+    if request.ends_at + extra - now > rules.max_duration:
         raise ValidationFailed(
             {
                 DURATION: f"Too long: {request.role.display_name} may be active "
                 f"at most {humanize(rules.max_duration)} from now."
             }
         )
+
+
+def _apply_extension(
+    request_id: str, actor: Person, extra: timedelta, rules: EffectiveRules, ports: Ports
+) -> ElevationRequest:
+    request = load_request(request_id, ports)
+    now = ports.clock.now()
+    assert request.ends_at is not None and request.requester.entra_id is not None
+    # Time passed while approvers decided: never exceed the role's maximum from now.
+    new_end = min(request.ends_at + extra, now + rules.max_duration)
     result = ports.pim.extend(
         request.requester.entra_id,
         request.role,

@@ -9,17 +9,18 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.services import (
+    approve_extension,
     approve_request,
     cancel_request,
     deactivate_request,
     get_request,
 )
-from handlers.blocks import deny_reason_modal, extend_modal, loading_modal, notice_modal
+from handlers.blocks import deny_reason_modal
 from handlers.context import SlackDeps
 from handlers.errors import explain, tell_user
 from handlers.home import publish_home
 from handlers.ids import ActionId
-from handlers.modal_flow import fill_request_modal, open_request_modal
+from handlers.modal_flow import fill_request_modal, open_extend_modal, open_request_modal
 
 
 def register(app: App, deps: SlackDeps) -> None:
@@ -44,23 +45,25 @@ def register(app: App, deps: SlackDeps) -> None:
 
     def handle_extend_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        view = client.views_open(
+        open_extend_modal(
+            client,
+            deps,
             trigger_id=body["trigger_id"],
-            view=loading_modal("Extend role", "Checking how much longer PIM allows…"),
-        )["view"]
-        try:
-            request = get_request(_request_id(body), ports=deps.ports)
-            rules = deps.ports.rules.rules_for(request.role)
-            now = deps.ports.clock.now()
-            left = (request.ends_at - now) if request.ends_at else rules.max_duration
-            form = extend_modal(
-                request,
-                rules.max_duration - left,
-                needs_approval=rules.approval_required_for_extension,
-            )
-        except Exception as exc:  # shown in the modal the person is looking at
-            form = notice_modal("Extend role", explain(exc))
-        client.views_update(view_id=view["id"], view=form)
+            request_id=_request_id(body),
+            user_id=body["user"]["id"],
+        )
+
+    def handle_approve_extension_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        _act(client, body, lambda person, rid: approve_extension(rid, person, ports=deps.ports))
+
+    def handle_deny_extension_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        request = get_request(_request_id(body), ports=deps.ports)
+        client.views_open(
+            trigger_id=body["trigger_id"],
+            view=deny_reason_modal(request.id, request=request, extension=True),
+        )
 
     def handle_open_request_modal_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
@@ -93,6 +96,8 @@ def register(app: App, deps: SlackDeps) -> None:
     app.action(ActionId.CANCEL.value)(handle_cancel_button)
     app.action(ActionId.DEACTIVATE.value)(handle_deactivate_button)
     app.action(ActionId.EXTEND.value)(handle_extend_button)
+    app.action(ActionId.APPROVE_EXTENSION.value)(handle_approve_extension_button)
+    app.action(ActionId.DENY_EXTENSION.value)(handle_deny_extension_button)
     app.action(ActionId.OPEN_REQUEST_MODAL.value)(handle_open_request_modal_button)
     app.action(ActionId.REFRESH_HOME.value)(handle_refresh_home_button)
     app.action(ActionId.ROLE_SELECT.value)(handle_role_select)

@@ -7,7 +7,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot.elevation import RequestStatus
+from bot.elevation import ElevationRequest, Person, RequestStatus
 from bot.errors import PimbotError
 from bot.services import deactivate_request, list_my_requests, list_pending_for_approver
 from handlers.blocks import help_blocks, help_text
@@ -22,7 +22,7 @@ from handlers.blocks.lists import (
 )
 from handlers.context import SlackDeps
 from handlers.errors import explain
-from handlers.modal_flow import open_request_modal
+from handlers.modal_flow import open_extend_modal, open_request_modal
 
 NOT_YET = (
     "`/pim {sub}` is not available yet: it comes with delegated mode. pimbot runs in "
@@ -44,6 +44,25 @@ def register(app: App, deps: SlackDeps) -> None:
                 trigger_id=command["trigger_id"],
                 user_id=command["user_id"],
                 role_query=arg,
+            )
+            return
+        if sub == "extend":
+            ack()
+            try:
+                person = deps.identify(command["user_id"])
+                target = _pick_active(deps, person, arg, verb="extend")
+            except PimbotError as exc:
+                target = explain(exc)
+            if isinstance(target, str):
+                content = notice_message(target)
+                respond(text=content.text, blocks=content.blocks, response_type="ephemeral")
+                return
+            open_extend_modal(
+                client,
+                deps,
+                trigger_id=command["trigger_id"],
+                request_id=target.id,
+                user_id=command["user_id"],
             )
             return
         if sub not in _ANSWERS:
@@ -86,26 +105,39 @@ def _pending(deps: SlackDeps, user_id: str, _arg: str) -> MessageContent:
 
 def _deactivate(deps: SlackDeps, user_id: str, arg: str) -> MessageContent:
     person = deps.identify(user_id)
+    target = _pick_active(deps, person, arg, verb="deactivate")
+    if isinstance(target, str):
+        return notice_message(target)
+    done = deactivate_request(target.id, person, ports=deps.ports)
+    if done.deactivate_at is not None and done.status is RequestStatus.ACTIVE:
+        when = done.deactivate_at.strftime("%H:%M UTC")
+        return notice_message(
+            f"PIM does not let a role end in its first five minutes; "
+            f"{done.role.display_name} will be deactivated at {when}."
+        )
+    return notice_message(f"{done.role.display_name} is deactivated.")
+
+
+def _pick_active(
+    deps: SlackDeps, person: Person, query: str, *, verb: str
+) -> ElevationRequest | str:
+    """The person's one active role from pimbot matching ``query``, or what to say instead."""
     active = [
         r
         for r in list_my_requests(person, ports=deps.ports, limit=50)
         if r.status is RequestStatus.ACTIVE
     ]
-    wanted = arg.strip().casefold()
+    wanted = query.strip().casefold()
     if wanted:
         active = [r for r in active if wanted in r.role.display_name.casefold()]
     if not active:
-        return notice_message(
-            "You have no active role from pimbot"
-            + (f" matching “{arg.strip()}”." if wanted else ".")
+        return "You have no active role from pimbot" + (
+            f" matching “{query.strip()}”." if wanted else "."
         )
     if len(active) > 1:
         names = ", ".join(r.role.display_name for r in active)
-        return notice_message(
-            f"You have several active roles ({names}). Say which: `/pim deactivate <role>`."
-        )
-    done = deactivate_request(active[0].id, person, ports=deps.ports)
-    return notice_message(f"{done.role.display_name} is deactivated.")
+        return f"You have several active roles ({names}). Say which: `/pim {verb} <role>`."
+    return active[0]
 
 
 def _whoami(deps: SlackDeps, user_id: str, _arg: str) -> MessageContent:

@@ -19,6 +19,8 @@ class ActionId(StrEnum):
     EXTEND = "pim-extend"
     DEACTIVATE = "pim-deactivate"
     CANCEL = "pim-cancel"
+    APPROVE_EXTENSION = "pim-approve-extension"
+    DENY_EXTENSION = "pim-deny-extension"
     OPEN_REQUEST_MODAL = "pim-open-request-modal"
     REFRESH_HOME = "pim-refresh-home"
     # Elements inside input blocks (keys of ``view.state.values[block_id]``).
@@ -37,6 +39,7 @@ class CallbackId(StrEnum):
     LOADING_MODAL = "pim-loading-modal"
     REQUEST_MODAL = "pim-request-modal"
     DENY_REASON_MODAL = "pim-deny-reason-modal"
+    DENY_EXTENSION_MODAL = "pim-deny-extension-modal"
     EXTEND_MODAL = "pim-extend-modal"
     NOTICE_MODAL = "pim-notice-modal"
 

@@ -7,13 +7,15 @@ asks Graph anything; the real form replaces it once eligibility and rules are kn
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from slack_sdk import WebClient
 
 from bot.errors import PimbotError
 from bot.ports import EligibleRole
-from handlers.blocks import loading_modal, notice_modal, request_modal
+from bot.services import get_request
+from handlers.blocks import extend_modal, loading_modal, notice_modal, request_modal
 from handlers.context import SlackDeps
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,29 @@ def fill_request_modal(
         form = request_modal(eligible, active, rules, selected, requester_slack_id=user_id)
     except PimbotError as exc:
         form = notice_modal("Request a PIM role", exc.user_message)
+    client.views_update(view_id=view["id"], view=form)
+
+
+def open_extend_modal(
+    client: WebClient, deps: SlackDeps, *, trigger_id: str, request_id: str, user_id: str
+) -> None:
+    view = client.views_open(
+        trigger_id=trigger_id,
+        view=loading_modal("Extend role", "Checking how much longer PIM allows…"),
+    )["view"]
+    try:
+        request = get_request(request_id, ports=deps.ports)
+        rules = deps.ports.rules.rules_for(request.role)
+        left = (request.ends_at - deps.ports.clock.now()) if request.ends_at else timedelta(0)
+        profile = deps.directory.user_profile(user_id)
+        form = extend_modal(
+            request,
+            rules.max_duration - left,
+            tz_name=profile.tz if profile else None,
+            needs_approval=rules.approval_required_for_extension,
+        )
+    except PimbotError as exc:
+        form = notice_modal("Extend role", exc.user_message)
     client.views_update(view_id=view["id"], view=form)
 
 

@@ -19,6 +19,7 @@ from bot.ports import Clock, Event, PostedMessage, RulesSource, SlackDirectory, 
 from bot.rules import ApproverKind, ApproverSpec, EffectiveRules
 from handlers.blocks import (
     MessageContent,
+    extension_card,
     info_card,
     request_card,
     requester_message,
@@ -28,6 +29,7 @@ from handlers.blocks import (
 log = logging.getLogger(__name__)
 
 APPROVER_CARD, INFO_CARD = "approver_card", "info_card"
+EXTENSION_CARD = "ext_card:"  # + the extension round
 DM_PREFIX = "dm:"
 RECENT_WINDOW = timedelta(days=30)
 # DMs the requester gets; the rest (e.g. a partial approval) only update the cards.
@@ -58,6 +60,8 @@ class SlackNotifier:
             self._post_cards(request, rules)
         else:
             self._update_cards(request, rules)
+        if event is Event.EXTENSION_REQUESTED:
+            self._post_extension_cards(request, rules)
         if event is Event.NUDGE:
             self._nudge(request, rules)
         if event in _REQUESTER_EVENTS and not (
@@ -70,15 +74,7 @@ class SlackNotifier:
     def _post_cards(self, request: ElevationRequest, rules: EffectiveRules) -> None:
         if request.status is RequestStatus.PENDING_APPROVAL:
             content = self._card(request, rules)
-            targets = (
-                [rules.approvals_channel]
-                if rules.approvals_channel
-                else [
-                    u
-                    for u in self._approvers.slack_ids(_specs(request), rules)
-                    if u != request.requester.slack_user
-                ]
-            )
+            targets = self._approval_targets(request, rules)
             if not targets:
                 log.error("nobody to send the approval card to", extra={"request_id": request.id})
             for target in targets:
@@ -95,9 +91,31 @@ class SlackNotifier:
                 content = self._card(request, rules)
             elif message.kind == INFO_CARD:
                 content = info_card(request)
+            elif message.kind.startswith(EXTENSION_CARD):
+                content = self._extension_card(request, int(message.kind[len(EXTENSION_CARD) :]))
             else:
                 continue  # the requester's DMs are folded when the next one goes out
             self._update(message, content)
+
+    def _post_extension_cards(self, request: ElevationRequest, rules: EffectiveRules) -> None:
+        content = self._extension_card(request, request.extension_round)
+        kind = f"{EXTENSION_CARD}{request.extension_round}"
+        for target in self._approval_targets(request, rules):
+            self._post(request, target, content, kind)
+
+    def _extension_card(self, request: ElevationRequest, round: int) -> MessageContent:
+        names = [self._describe(spec) for spec in _specs(request)]
+        return extension_card(request, round, approver_names=names)
+
+    def _approval_targets(self, request: ElevationRequest, rules: EffectiveRules) -> list[str]:
+        """The approvals channel, or else each approver by DM (never the requester)."""
+        if rules.approvals_channel:
+            return [rules.approvals_channel]
+        return [
+            u
+            for u in self._approvers.slack_ids(_specs(request), rules)
+            if u != request.requester.slack_user
+        ]
 
     def _card(self, request: ElevationRequest, rules: EffectiveRules) -> MessageContent:
         with self._uow() as uow:

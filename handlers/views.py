@@ -8,7 +8,13 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.errors import PimbotError, ValidationFailed
-from bot.services import check_request, deny_request, extend_request, store_request
+from bot.services import (
+    check_request,
+    deny_extension,
+    deny_request,
+    extend_request,
+    store_request,
+)
 from handlers.blocks import notice_modal
 from handlers.context import SlackDeps
 from handlers.errors import explain, tell_user
@@ -64,13 +70,35 @@ def register(app: App, deps: SlackDeps) -> None:
         ack()
         try:
             person = deps.identify(body["user"]["id"])
-            extend_request(view["private_metadata"], person, form.extra, ports=deps.ports)
+            extend_request(
+                view["private_metadata"],
+                person,
+                form.extra,
+                ports=deps.ports,
+                reason=form.reason,
+            )
         except PimbotError as exc:
             tell_user(client, body, explain(exc))
 
     app.view(CallbackId.REQUEST_MODAL.value)(handle_request_modal_submission)
     app.view(CallbackId.DENY_REASON_MODAL.value)(handle_deny_reason_submission)
+
+    def handle_deny_extension_submission(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+    ) -> None:
+        reason = parse_deny_reason(view["state"]["values"])
+        if isinstance(reason, dict):
+            ack(response_action="errors", errors=reason)
+            return
+        ack()
+        try:
+            person = deps.identify(body["user"]["id"])
+            deny_extension(view["private_metadata"], person, reason, ports=deps.ports)
+        except PimbotError as exc:
+            tell_user(client, body, explain(exc))
+
     app.view(CallbackId.EXTEND_MODAL.value)(handle_extend_submission)
+    app.view(CallbackId.DENY_EXTENSION_MODAL.value)(handle_deny_extension_submission)
 
 
 def on_inputs(errors: dict[str, str], values: dict[str, Any]) -> dict[str, str]:

@@ -38,6 +38,10 @@ _MUTABLE = (
     "reminded_at",
     "nudged_at",
     "deactivate_at",
+    "pending_extension_seconds",
+    "extension_reason",
+    "extension_requested_at",
+    "extension_round",
 )
 
 
@@ -388,6 +392,14 @@ def _to_row(request: ElevationRequest) -> RequestRow:
         reminded_at=request.reminded_at,
         nudged_at=request.nudged_at,
         deactivate_at=request.deactivate_at,
+        pending_extension_seconds=(
+            int(request.pending_extension.total_seconds())
+            if request.pending_extension is not None
+            else None
+        ),
+        extension_reason=request.extension_reason,
+        extension_requested_at=request.extension_requested_at,
+        extension_round=request.extension_round,
     )
 
 
@@ -420,6 +432,14 @@ def _from_row(row: RequestRow, decisions: list[ApprovalDecision]) -> ElevationRe
         reminded_at=row.reminded_at,
         nudged_at=row.nudged_at,
         deactivate_at=row.deactivate_at,
+        pending_extension=(
+            timedelta(seconds=row.pending_extension_seconds)
+            if row.pending_extension_seconds is not None
+            else None
+        ),
+        extension_reason=row.extension_reason,
+        extension_requested_at=row.extension_requested_at,
+        extension_round=row.extension_round,
         decisions=decisions,
     )
 
@@ -434,6 +454,7 @@ def _decision_to_row(request_id: str, decision: ApprovalDecision) -> DecisionRow
         decision=decision.decision.value,
         reason=decision.reason,
         decided_at=decision.at,
+        round=decision.round,
     )
 
 
@@ -441,7 +462,7 @@ def _decision_from_row(row: DecisionRow) -> ApprovalDecision:
     approver = Person(
         row.approver_team, row.approver_user, row.approver_entra_id, row.approver_name
     )
-    return ApprovalDecision(approver, Decision(row.decision), row.decided_at, row.reason)
+    return ApprovalDecision(approver, Decision(row.decision), row.decided_at, row.reason, row.round)
 
 
 def _audit_to_row(entry: AuditEntry) -> AuditRow:

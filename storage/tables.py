@@ -89,6 +89,11 @@ class RequestRow(Base):
     nudged_at: Mapped[datetime | None]
     # Deactivation asked for inside PIM's first five minutes waits for this moment.
     deactivate_at: Mapped[datetime | None]
+    # An extension waiting for approval (the role stays active meanwhile).
+    pending_extension_seconds: Mapped[int | None] = mapped_column(Integer)
+    extension_reason: Mapped[str | None] = mapped_column(Text)
+    extension_requested_at: Mapped[datetime | None]
+    extension_round: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     # Claim-and-lease for the scheduler's sweep: one replica owns a due row until lease_until.
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None]
@@ -120,14 +125,17 @@ class DecisionRow(Base):
     decision: Mapped[str] = mapped_column(String(16), nullable=False)
     reason: Mapped[str | None] = mapped_column(Text)
     decided_at: Mapped[datetime] = mapped_column(nullable=False)
+    # 0 for the request itself, n for its n-th extension asked with approval.
+    round: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
 
     __table_args__ = (
-        # One decision per person per request: quorum counts distinct people.
+        # One decision per person per round: quorum counts distinct people.
         UniqueConstraint(
             "request_id",
+            "round",
             "approver_team",
             "approver_user",
-            name="uq_approval_decisions_request_approver",
+            name="uq_approval_decisions_request_round_approver",
         ),
     )
 

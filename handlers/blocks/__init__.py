@@ -5,7 +5,13 @@ fallback ``text`` always set and escaped; view builders return a ``View``. User 
 and truncated by ``handlers.text`` only.
 """
 
-from handlers.blocks.cards import MessageContent, info_card, request_card, status_block
+from handlers.blocks.cards import (
+    MessageContent,
+    extension_card,
+    info_card,
+    request_card,
+    status_block,
+)
 from handlers.blocks.dms import requester_message, superseded_message
 from handlers.blocks.help import COMMAND, SUBCOMMANDS, help_blocks, help_text
 from handlers.blocks.home import home_view
@@ -24,6 +30,7 @@ __all__ = [
     "check_message_limits",
     "check_view_limits",
     "deny_reason_modal",
+    "extension_card",
     "extend_modal",
     "help_blocks",
     "help_text",

@@ -70,6 +70,63 @@ def info_card(request: ElevationRequest, *, why: str | None = None) -> MessageCo
     return MessageContent(text.truncate(fallback, text.FALLBACK_TEXT), blocks)
 
 
+def extension_card(
+    request: ElevationRequest, round: int, *, approver_names: Sequence[str] = ()
+) -> MessageContent:
+    """The approvers' card for the ``round``-th extension of an active role."""
+    role = text.mrkdwn(request.role.display_name, 500)
+    pending = request.awaits_extension_approval and request.extension_round == round
+    extra = humanize(request.pending_extension) if pending and request.pending_extension else ""
+    asked = f" for *{extra}* more" if extra else ""
+    until = f" (now until {slack_date(request.ends_at)})" if request.ends_at else ""
+    blocks: list[Block] = [
+        HeaderBlock(text=plain_text(f"Extension: {request.role.display_name}", text.HEADER_TEXT)),
+        SectionBlock(text=md(f"{mention(request.requester)} asks to keep *{role}*{asked}{until}.")),
+        SectionBlock(
+            text=md(
+                "*Reason*\n"
+                + text.quote(request.extension_reason or request.reason, text.SECTION_TEXT - 20)
+            )
+        ),
+        context(_approvers_line(approver_names, request.quorum)),
+        SectionBlock(
+            block_id=BlockId.STATUS.value,
+            text=md(text.truncate(_extension_status(request, round), text.SECTION_TEXT)),
+        ),
+    ]
+    if pending:
+        blocks.append(
+            ActionsBlock(
+                block_id=BlockId.DECISION_ACTIONS.value,
+                elements=[
+                    button("Approve", ActionId.APPROVE_EXTENSION, request.id, style="primary"),
+                    button("Deny", ActionId.DENY_EXTENSION, request.id, style="danger"),
+                ],
+            )
+        )
+    fallback = f"{mention(request.requester)} asks to extend {role}"
+    return MessageContent(text.truncate(fallback, text.FALLBACK_TEXT), blocks)
+
+
+def _extension_status(request: ElevationRequest, round: int) -> str:
+    decided = [d for d in request.decisions if d.round == round]
+    denials = [d for d in decided if d.decision is Decision.DENY]
+    approvals = [d for d in decided if d.decision is Decision.APPROVE]
+    who = ", ".join(mention(d.approver) for d in (denials or approvals))
+    if denials:
+        why = denials[0].reason
+        return f":no_entry: *Extension denied* by {who}" + (
+            f": {text.mrkdwn(why, 1000)}" if why else ""
+        )
+    if request.awaits_extension_approval and request.extension_round == round:
+        progress = quorum_text(len(approvals), request.quorum)
+        return f":hourglass_flowing_sand: *Waiting for approval* · {progress}"
+    if len(approvals) >= request.quorum:
+        return f":white_check_mark: *Extension approved* by {who}"
+    label = STATUS_LABELS[request.status]
+    return f"{label.emoji} *Closed*: the role is {label.text.lower()}"
+
+
 def summary_blocks(request: ElevationRequest) -> list[Block]:
     """Who wants what, for how long, from when, why, and under which ticket."""
     role = text.mrkdwn(request.role.display_name, 500)

@@ -61,6 +61,23 @@ def _approval_recorded(r: ElevationRequest, role: str, tz: str | None) -> str:
     )
 
 
+def _extension_requested(r: ElevationRequest, role: str, tz: str | None) -> str:
+    extra = humanize(r.pending_extension) if r.pending_extension else "more time"
+    return (
+        f":outbox_tray: Extending {role} by {extra} needs approval again; I asked the approvers. "
+        f"It stays active until *{_until(r, tz)}* meanwhile."
+    )
+
+
+def _extension_denied(r: ElevationRequest, role: str, tz: str | None) -> str:
+    denial = next(
+        (d for d in reversed(r.decisions) if d.decision is Decision.DENY and d.round > 0), None
+    )
+    who = mention(denial.approver) if denial else "An approver"
+    why = f" Reason: {text.mrkdwn(denial.reason, 1000)}" if denial and denial.reason else ""
+    return f":no_entry: {who} denied extending {role}; it ends at *{_until(r, tz)}*.{why}"
+
+
 def _approved(r: ElevationRequest, role: str, tz: str | None) -> str:
     who = ", ".join(mention(d.approver) for d in r.approvals()) or "pimbot"
     return f":white_check_mark: {who} approved your request for {role}. Activating it now…"
@@ -157,6 +174,8 @@ _HEADLINES: dict[Event, Callable[[ElevationRequest, str, str | None], str]] = {
     Event.ACTIVE: _active,
     Event.FAILED: _failed,
     Event.EXTENDED: _extended,
+    Event.EXTENSION_REQUESTED: _extension_requested,
+    Event.EXTENSION_DENIED: _extension_denied,
     Event.DEACTIVATION_SCHEDULED: _deactivating,
     Event.DEACTIVATED: _deactivated,
     Event.EXPIRED: _expired,

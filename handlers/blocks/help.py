@@ -14,6 +14,7 @@ SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("roles", "the roles you are eligible for and the ones active now"),
     ("status", "your recent requests and where they stand"),
     ("pending", "requests waiting for your approval"),
+    ("extend [role]", "keep an active role longer (may need approval again)"),
     ("deactivate [role]", "give an active role back before it expires"),
     ("whoami", "your Slack account, the Entra account it maps to, and how"),
     ("connect", "link your Entra account by signing in"),

@@ -59,7 +59,9 @@ def notice_modal(title: str, message: str) -> View:
     )
 
 
-def deny_reason_modal(request_id: str, *, request: ElevationRequest | None = None) -> View:
+def deny_reason_modal(
+    request_id: str, *, request: ElevationRequest | None = None, extension: bool = False
+) -> View:
     """Asks the approver why; ``private_metadata`` carries the request id only."""
     blocks: list[InputBlock | SectionBlock] = []
     if request is not None:
@@ -86,8 +88,10 @@ def deny_reason_modal(request_id: str, *, request: ElevationRequest | None = Non
     )
     return View(
         type="modal",
-        callback_id=CallbackId.DENY_REASON_MODAL.value,
-        title=plain_text("Deny request", text.MODAL_TITLE),
+        callback_id=(
+            CallbackId.DENY_EXTENSION_MODAL if extension else CallbackId.DENY_REASON_MODAL
+        ).value,
+        title=plain_text("Deny extension" if extension else "Deny request", text.MODAL_TITLE),
         submit=plain_text("Deny", text.MODAL_BUTTON),
         close=plain_text("Back", text.MODAL_BUTTON),
         private_metadata=request_id,

@@ -35,7 +35,7 @@ class Stack:
     sender: SlackSender
     events_url: str
 
-    def wait(self, condition: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
+    def wait(self, condition: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
         """Listeners run on threads after the ack: poll until ``condition`` holds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -63,7 +63,7 @@ class Stack:
         before = len(self.slack.calls("views.update"))
         response = self.sender.command("/pim", text, user=user)
         assert response.status_code == 200, response.text
-        self.slack.wait_for("views.update", before + 1)
+        self.slack.wait_for("views.update", before + 1, timeout=30)
         return self.slack.latest_view(user)
 
     def request(self, user: str, values: dict[str, Any], role_id: str) -> Any:
@@ -71,7 +71,7 @@ class Stack:
         if view["blocks"][0].get("element", {}).get("initial_option", {}).get("value") != role_id:
             before = len(self.slack.calls("views.update"))
             self.sender.select("pim-role-select", role_id, user=user, view=view)
-            self.slack.wait_for("views.update", before + 1)
+            self.slack.wait_for("views.update", before + 1, timeout=30)
             view = self.slack.latest_view(user)
         return self.sender.submit_view(view, {"role": role_id, **values}, user=user)
 

@@ -103,9 +103,9 @@ def test_modal_opens_in_a_loading_state_then_fills_in(stack: Stack) -> None:
     response = stack.sender.command("/pim", "", user=ADA)
     assert response.status_code == 200
     assert time.monotonic() - started < 3  # acked within Slack's budget
-    opened = stack.slack.wait_for("views.open")[0]
+    opened = stack.slack.wait_for("views.open", timeout=30)[0]
     assert "Asking PIM" in str(opened.args["view"])
-    stack.slack.wait_for("views.update")
+    stack.slack.wait_for("views.update", timeout=30)
     view = stack.slack.latest_view(ADA)
     text = str(view)
     for role in ("Privileged Role Administrator", "Security Reader", "Exchange Administrator"):
@@ -119,7 +119,7 @@ def test_deny_with_reason_tells_the_requester(stack: Stack) -> None:
     stack.request(ADA, {"duration": "PT1H", "reason": REASON}, PRA)
     card = stack.card()
     stack.sender.click("pim-deny", user=GRACE, message=card)
-    stack.slack.wait_for("views.open", 2)
+    stack.slack.wait_for("views.open", 2, timeout=30)
     stack.sender.submit_view(
         stack.slack.latest_view(GRACE), {"deny_reason": "Not during the change freeze"}, user=GRACE
     )
@@ -315,7 +315,7 @@ def test_roles_status_pending_whoami_and_connect(stack: Stack) -> None:
     def reply(user: str, text: str) -> str:
         before = len(stack.slack.calls("response_url"))
         stack.sender.command("/pim", text, user=user)
-        return str(stack.slack.wait_for("response_url", before + 1)[-1].args)
+        return str(stack.slack.wait_for("response_url", before + 1, timeout=30)[-1].args)
 
     assert "Security Reader" in reply(ADA, "roles") and "through a group" in reply(ADA, "roles")
     assert "Privileged Role Administrator" in reply(ADA, "status")
@@ -350,3 +350,48 @@ def test_app_home_shows_roles_and_what_waits_for_an_approver(stack: Stack) -> No
     home = stack.wait(lambda: stack.slack.home_view(GRACE), what="Grace's home tab")
     assert "Privileged Role Administrator" in str(home)
     assert "pim-approve" in str(home)
+
+
+def test_an_extension_needing_approval_goes_to_the_approvers(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = make_stack(
+        policy="roles:\n  Security Reader:\n    extension_requires_approval: true\n"
+        "    approvers: [{slack_usergroup: pim-approvers}]\n"
+    )
+    stack.request(ADA, {"duration": "PT1H", "reason": "Investigate alert 77"}, SECURITY_READER)
+    active_dm = stack.wait(
+        lambda: [m for m in stack.dms(ADA)[-1:] if "active until" in m.text], what="active DM"
+    )[0]
+    opened = len(stack.slack.calls("views.update"))
+    stack.sender.click("pim-extend", user=ADA, message=active_dm)
+    stack.slack.wait_for("views.update", opened + 1, timeout=30)
+    stack.sender.submit_view(stack.slack.latest_view(ADA), {"extend_duration": "PT30M"}, user=ADA)
+    card = stack.wait(
+        lambda: [m for m in stack.channel_messages(APPROVALS) if "extend" in m.text.lower()],
+        what="extension card",
+    )[0]
+    before = _end_in_pim(stack)
+    stack.sender.click("pim-approve-extension", user=GRACE, message=card)
+    stack.wait(lambda: _end_in_pim(stack) > before, what="the end moved in PIM")
+    assert _end_in_pim(stack) - before == timedelta(minutes=30)
+    stack.wait(lambda: "now lasts until" in "".join(stack.dm_texts(ADA)[-1:]), what="extended DM")
+    assert "pim-approve-extension" not in _buttons(stack.slack.message(APPROVALS, card.ts))
+
+
+def test_extend_command_opens_the_extend_form(stack: Stack) -> None:
+    stack.request(ADA, {"duration": "PT1H", "reason": "Investigate alert 77"}, SECURITY_READER)
+    stack.wait(lambda: "active until" in "".join(stack.dm_texts(ADA)[-1:]), what="active DM")
+    opened = len(stack.slack.calls("views.update"))
+    stack.sender.command("/pim", "extend reader", user=ADA)
+    stack.slack.wait_for("views.update", opened + 1, timeout=30)
+    assert "Extend" in str(stack.slack.latest_view(ADA)["title"])
+
+
+def _end_in_pim(stack: Stack) -> datetime:
+    [assignment] = [
+        a
+        for a in stack.emu.state.active_assignments(ADA_ENTRA)
+        if a["roleDefinitionId"] == SECURITY_READER
+    ]
+    return datetime.fromisoformat(assignment["endDateTime"].replace("Z", "+00:00"))

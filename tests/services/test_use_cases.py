@@ -21,9 +21,11 @@ from bot.errors import (
 from bot.policy_file import parse_policy
 from bot.rules import RequestForm
 from bot.services import (
+    approve_extension,
     approve_request,
     cancel_request,
     deactivate_request,
+    deny_extension,
     deny_request,
     expire_request,
     extend_request,
@@ -238,3 +240,55 @@ def test_twenty_approvers_at_once_produce_exactly_one_approval(world, uow_factor
         stored = uow.requests.get(request.id)
     assert [e.action for e in trail].count("approve") == 1
     assert stored is not None and len(stored.decisions) == 1
+
+
+EXTENSION_POLICY = {
+    "roles": {"Security Reader": {"extension_requires_approval": True, "quorum": 2}}
+}
+
+
+def test_an_extension_needing_approval_waits_and_keeps_the_role_active(world) -> None:  # type: ignore[no-untyped-def]
+    ports = world.build(parse_policy(EXTENSION_POLICY))
+    request = submit_request(_form(SECURITY_READER), ADA, ports=ports)
+    asked = extend_request(
+        request.id,
+        ADA,
+        timedelta(minutes=30),
+        ports=ports,
+        reason="the migration is slower than planned",
+    )
+    assert asked.status is RequestStatus.ACTIVE
+    assert asked.pending_extension == timedelta(minutes=30)
+    assert asked.ends_at == T0 + timedelta(hours=1)
+    assert world.pim.writes("extend") == []
+    with pytest.raises(InvalidTransition, match="already waiting"):
+        extend_request(request.id, ADA, timedelta(minutes=30), ports=ports)
+    with pytest.raises(NotAuthorized, match="your own"):
+        approve_extension(request.id, ADA, ports=ports)
+    assert approve_extension(request.id, GRACE, ports=ports).pending_extension is not None
+    with pytest.raises(AlreadyDecided):
+        approve_extension(request.id, GRACE, ports=ports)
+    done = approve_extension(request.id, ALAN, ports=ports)
+    assert done.pending_extension is None
+    assert done.ends_at == T0 + timedelta(minutes=90)
+    assert len(world.pim.writes("extend")) == 1
+    assert world.notifier.events_for(request.id)[-3:] == [
+        "extension_requested",
+        "approval_recorded",
+        "extended",
+    ]
+
+
+def test_a_denied_extension_leaves_the_end_where_it_was(world) -> None:  # type: ignore[no-untyped-def]
+    ports = world.build(parse_policy(EXTENSION_POLICY))
+    request = submit_request(_form(SECURITY_READER), ADA, ports=ports)
+    extend_request(request.id, ADA, timedelta(minutes=30), ports=ports)
+    denied = deny_extension(request.id, GRACE, "wrap it up", ports=ports)
+    assert denied.pending_extension is None and denied.ends_at == T0 + timedelta(hours=1)
+    assert world.notifier.events_for(request.id)[-1] == "extension_denied"
+    with pytest.raises(AlreadyDecided, match="already decided by <@U0GRACE>"):
+        approve_extension(request.id, ALAN, ports=ports)
+    # A new round may be asked for after a denial, and people decide afresh.
+    extend_request(request.id, ADA, timedelta(minutes=15), ports=ports)
+    approve_extension(request.id, GRACE, ports=ports)
+    assert approve_extension(request.id, ALAN, ports=ports).ends_at == T0 + timedelta(minutes=75)

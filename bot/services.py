@@ -191,17 +191,10 @@ def _refuse_if_already_active(role: RoleRef, principal_id: str, ports: Ports) ->
 
 def approve_request(request_id: str, approver: Person, *, ports: Ports) -> ElevationRequest:
     """Count ``approver``'s approval; at quorum, activate the role in PIM."""
-    request = load_request(request_id, ports)
-    approvers = ports.approvers.resolve(_specs(request), ports.rules.rules_for(request.role))
-    now = ports.clock.now()
-    reached: list[bool] = []
-
-    def approve(req: ElevationRequest) -> None:
-        check_may_decide(req, approver, approvers)
-        reached.append(req.approve(approver, at=now))
-
-    request = change_request(request_id, approve, ports)
-    if not reached[-1]:
+    request, reached = _decide(
+        request_id, approver, ports, lambda req, at: req.approve(approver, at=at)
+    )
+    if not reached:
         notify(ports, request, Event.APPROVAL_RECORDED)
         return request
     notify(ports, request, Event.APPROVED)
@@ -211,20 +204,41 @@ def approve_request(request_id: str, approver: Person, *, ports: Ports) -> Eleva
 def deny_request(
     request_id: str, approver: Person, reason: str, *, ports: Ports
 ) -> ElevationRequest:
-    reason = reason.strip()
-    if not reason:
-        raise ValidationFailed({"reason": "Say why you deny the request; the requester sees it."})
+    why = _denial_reason(reason, "request")
+    request, _ = _decide(
+        request_id, approver, ports, lambda req, at: req.deny(approver, reason=why, at=at)
+    )
+    notify(ports, request, Event.DENIED)
+    return request
+
+
+def _decide(
+    request_id: str,
+    approver: Person,
+    ports: Ports,
+    decision: Callable[[ElevationRequest, datetime], bool | None],
+) -> tuple[ElevationRequest, bool]:
+    """Apply an approver's decision after re-checking their authority against fresh state.
+
+    Approvers are resolved outside the transaction (Slack and Graph lookups); the check and
+    the decision run inside it, so a double click or a race becomes "already decided by …".
+    """
     request = load_request(request_id, ports)
     approvers = ports.approvers.resolve(_specs(request), ports.rules.rules_for(request.role))
     now = ports.clock.now()
+    outcome: list[bool] = []
 
-    def deny(req: ElevationRequest) -> None:
+    def decide(req: ElevationRequest) -> None:
         check_may_decide(req, approver, approvers)
-        req.deny(approver, reason=reason, at=now)
+        outcome.append(bool(decision(req, now)))
 
-    request = change_request(request_id, deny, ports)
-    notify(ports, request, Event.DENIED)
-    return request
+    return change_request(request_id, decide, ports), outcome[-1]
+
+
+def _denial_reason(reason: str, what: str) -> str:
+    if not reason.strip():
+        raise ValidationFailed({"reason": f"Say why you deny the {what}; the requester sees it."})
+    return reason.strip()
 
 
 def cancel_request(request_id: str, actor: Person, *, ports: Ports) -> ElevationRequest:
@@ -374,7 +388,8 @@ def extend_request(
         now = ports.clock.now()
         why = reason.strip() or request.reason
         request = change_request(
-            request_id, lambda req: req.ask_extension(actor, extra=extra, reason=why, at=now),
+            request_id,
+            lambda req: req.ask_extension(actor, extra=extra, reason=why, at=now),
             ports,
         )
         notify(ports, request, Event.EXTENSION_REQUESTED)
@@ -384,39 +399,24 @@ def extend_request(
 
 def approve_extension(request_id: str, approver: Person, *, ports: Ports) -> ElevationRequest:
     """Count an approval of a pending extension; at quorum, extend the role in PIM."""
-    request = load_request(request_id, ports)
-    rules = ports.rules.rules_for(request.role)
-    approvers = ports.approvers.resolve(_specs(request), rules)
-    now = ports.clock.now()
-    reached: list[bool] = []
-
-    def approve(req: ElevationRequest) -> None:
-        check_may_decide(req, approver, approvers)
-        reached.append(req.approve_extension(approver, at=now))
-
-    request = change_request(request_id, approve, ports)
-    if not reached[-1]:
+    request, reached = _decide(
+        request_id, approver, ports, lambda req, at: req.approve_extension(approver, at=at)
+    )
+    if not reached:
         notify(ports, request, Event.APPROVAL_RECORDED)
         return request
     assert request.pending_extension is not None
+    rules = ports.rules.rules_for(request.role)
     return _apply_extension(request_id, approver, request.pending_extension, rules, ports)
 
 
 def deny_extension(
     request_id: str, approver: Person, reason: str, *, ports: Ports
 ) -> ElevationRequest:
-    reason = reason.strip()
-    if not reason:
-        raise ValidationFailed({"reason": "Say why you deny the extension; the requester sees it."})
-    request = load_request(request_id, ports)
-    approvers = ports.approvers.resolve(_specs(request), ports.rules.rules_for(request.role))
-    now = ports.clock.now()
-
-    def deny(req: ElevationRequest) -> None:
-        check_may_decide(req, approver, approvers)
-        req.deny_extension(approver, reason=reason, at=now)
-
-    request = change_request(request_id, deny, ports)
+    why = _denial_reason(reason, "extension")
+    request, _ = _decide(
+        request_id, approver, ports, lambda req, at: req.deny_extension(approver, reason=why, at=at)
+    )
     notify(ports, request, Event.EXTENSION_DENIED)
     return request
 

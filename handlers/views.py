@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -46,19 +47,24 @@ def register(app: App, deps: SlackDeps) -> None:
         except PimbotError as exc:  # e.g. a second request raced in; the form is closed now
             tell_user(client, body, explain(exc))
 
-    def handle_deny_reason_submission(
-        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
-    ) -> None:
-        reason = parse_deny_reason(view["state"]["values"])
-        if isinstance(reason, dict):
-            ack(response_action="errors", errors=reason)
-            return
-        ack()
-        try:
-            person = deps.identify(body["user"]["id"])
-            deny_request(view["private_metadata"], person, reason, ports=deps.ports)
-        except PimbotError as exc:
-            tell_user(client, body, explain(exc))
+    def denial_handler(deny: Callable[..., object]) -> Callable[..., None]:
+        """Denying a request and denying an extension: same form, different use case."""
+
+        def handle_denial_submission(
+            ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+        ) -> None:
+            reason = parse_deny_reason(view["state"]["values"])
+            if isinstance(reason, dict):
+                ack(response_action="errors", errors=reason)
+                return
+            ack()
+            try:
+                person = deps.identify(body["user"]["id"])
+                deny(view["private_metadata"], person, reason, ports=deps.ports)
+            except PimbotError as exc:
+                tell_user(client, body, explain(exc))
+
+        return handle_denial_submission
 
     def handle_extend_submission(
         ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
@@ -71,34 +77,15 @@ def register(app: App, deps: SlackDeps) -> None:
         try:
             person = deps.identify(body["user"]["id"])
             extend_request(
-                view["private_metadata"],
-                person,
-                form.extra,
-                ports=deps.ports,
-                reason=form.reason,
+                view["private_metadata"], person, form.extra, ports=deps.ports, reason=form.reason
             )
         except PimbotError as exc:
             tell_user(client, body, explain(exc))
 
     app.view(CallbackId.REQUEST_MODAL.value)(handle_request_modal_submission)
-    app.view(CallbackId.DENY_REASON_MODAL.value)(handle_deny_reason_submission)
-
-    def handle_deny_extension_submission(
-        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
-    ) -> None:
-        reason = parse_deny_reason(view["state"]["values"])
-        if isinstance(reason, dict):
-            ack(response_action="errors", errors=reason)
-            return
-        ack()
-        try:
-            person = deps.identify(body["user"]["id"])
-            deny_extension(view["private_metadata"], person, reason, ports=deps.ports)
-        except PimbotError as exc:
-            tell_user(client, body, explain(exc))
-
+    app.view(CallbackId.DENY_REASON_MODAL.value)(denial_handler(deny_request))
+    app.view(CallbackId.DENY_EXTENSION_MODAL.value)(denial_handler(deny_extension))
     app.view(CallbackId.EXTEND_MODAL.value)(handle_extend_submission)
-    app.view(CallbackId.DENY_EXTENSION_MODAL.value)(handle_deny_extension_submission)
 
 
 def on_inputs(errors: dict[str, str], values: dict[str, Any]) -> dict[str, str]:

@@ -395,3 +395,15 @@ def _end_in_pim(stack: Stack) -> datetime:
         if a["roleDefinitionId"] == SECURITY_READER
     ]
     return datetime.fromisoformat(assignment["endDateTime"].replace("Z", "+00:00"))
+
+
+def test_slack_rate_limits_are_retried_after_the_ack(stack: Stack) -> None:
+    stack.slack.rate_limit_next("chat.postMessage", 1, retry_after=1)
+    started = time.monotonic()
+    response = stack.request(ADA, {"duration": "PT1H", "reason": REASON}, PRA)
+    assert response.status_code == 200
+    assert time.monotonic() - started < 3  # the ack did not wait for the retry
+    card = stack.card()
+    assert "Privileged Role Administrator" in card.text
+    posts = stack.slack.calls("chat.postMessage")
+    assert [c.status for c in posts][:2] == [429, 200]

@@ -113,6 +113,15 @@ class Settings(BaseModel):
             raise ValueError(f"{value!r} is not an http(s) URL")
         return value
 
+    @field_validator("mode")
+    @classmethod
+    def _broker_only(cls, value: Mode) -> Mode:
+        # Delegated mode (users' own tokens, PIM's own MFA and approval) is designed but not
+        # built: accepting the setting would activate MFA roles with the app's token instead.
+        if value is not Mode.BROKER:
+            raise ValueError("delegated mode is not available yet; use broker (the default)")
+        return value
+
     @field_validator("azure_authority_host")
     @classmethod
     def _https_authority(cls, value: str) -> str:

@@ -71,6 +71,8 @@ _NEEDED_SCOPES: dict[str, str] = {
     "usergroups.users.list": "usergroups:read",
     "conversations.open": "im:write",
 }
+# Methods only an app-level token (xapp-…) may call, and the app scope each needs.
+_APP_TOKEN_METHODS: dict[str, str] = {"apps.connections.open": "connections:write"}
 
 
 class SlackApiFailure(Exception):
@@ -274,6 +276,9 @@ class Workspace:
     bot_user_id: str = BOT_USER_ID
     bot_id: str = BOT_ID
     bot_token: str = "xoxb-0000000000-0000000000000-pimbotfaketoken00000000"
+    # The app-level token (Socket Mode); its scopes are the app's, not the bot's.
+    app_token: str = "xapp-1-A0PIMBOT-0000000000000-pimbotfakeapptoken0000"
+    app_token_scopes: tuple[str, ...] = ("connections:write",)
     signing_secret: str = "8f742231b10e8888abcd99yyyzzz85a5"
     scopes: tuple[str, ...] = DEFAULT_SCOPES
     users: dict[str, FakeUser] = field(default_factory=dict)
@@ -431,6 +436,7 @@ class FakeSlack:
             "usergroups.users.list": self._usergroups_users_list,
             "conversations.open": self._conversations_open,
             "conversations.info": self._conversations_info,
+            "apps.connections.open": self._apps_connections_open,
         }
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -480,6 +486,10 @@ class FakeSlack:
     @property
     def bot_token(self) -> str:
         return self.workspace.bot_token
+
+    @property
+    def app_token(self) -> str:
+        return self.workspace.app_token
 
     @property
     def signing_secret(self) -> str:
@@ -643,6 +653,10 @@ class FakeSlack:
             return 404, {}, {"ok": False, "error": "unknown_method", "req_method": method}
         if not token:
             return 200, {}, {"ok": False, "error": "not_authed"}
+        if method in _APP_TOKEN_METHODS:
+            return self._answer_app_level(method, args, token)
+        if token == self.workspace.app_token:
+            return 200, {}, {"ok": False, "error": "not_allowed_token_type"}
         if token != self.workspace.bot_token:
             return 200, {}, {"ok": False, "error": "invalid_auth"}
         headers = {
@@ -658,6 +672,20 @@ class FakeSlack:
             return 200, headers, {"ok": True, **handler(args)}
         except SlackApiFailure as failure:
             return 200, headers, {"ok": False, "error": failure.error, **failure.extra}
+
+    def _answer_app_level(self, method: str, args: JSON, token: str) -> tuple[int, JSON, JSON]:
+        """Slack refuses a bot token here with not_allowed_token_type, not invalid_auth."""
+        ws = self.workspace
+        if token == ws.bot_token:
+            return 200, {}, {"ok": False, "error": "not_allowed_token_type"}
+        if token != ws.app_token:
+            return 200, {}, {"ok": False, "error": "invalid_auth"}
+        headers = {"x-oauth-scopes": ",".join(ws.app_token_scopes)}
+        needed = _APP_TOKEN_METHODS[method]
+        if needed not in ws.app_token_scopes:
+            body = {"ok": False, "error": "missing_scope", "needed": needed}
+            return 200, headers, {**body, "provided": ",".join(ws.app_token_scopes)}
+        return 200, headers, {"ok": True, **self._methods[method](args)}
 
     def _require_scope(self, scope: str | None) -> None:
         if scope and scope not in self.workspace.scopes:
@@ -679,6 +707,11 @@ class FakeSlack:
             "is_enterprise_install": False,
             **({"enterprise_id": ws.enterprise_id} if ws.enterprise_id else {}),
         }
+
+    def _apps_connections_open(self, args: JSON) -> JSON:
+        # A real URL would be a one-time WebSocket address; nothing here listens on it.
+        ticket = _short_hash(next(self._ids))
+        return {"url": f"wss://wss-primary.slack.example/link/?ticket={ticket}&app_id={APP_ID}"}
 
     # --- chat ----------------------------------------------------------------------------------
 

@@ -1,15 +1,100 @@
-"""Logging set-up: JSON lines when not on a terminal, and secrets masked whatever happens."""
+"""Logging set-up: JSON lines when not on a terminal, correlation ids on every line, and
+secrets masked whatever happens.
+
+The correlation id and the request id live in ``contextvars``: the Slack middleware binds a
+correlation id per interaction, code that knows which request it works on binds its id, and
+``ContextFilter`` copies both onto every record logged in that context.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 # Attributes every LogRecord has; anything else was passed with ``extra=`` and is context.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class _Correlation(NamedTuple):
+    id: str
+    # Taken by a Slack interaction. Socket Mode reuses its threads across interactions, so the
+    # next interaction on this thread must not inherit the id: it gets a fresh one.
+    taken: bool
+
+
+_correlation: ContextVar[_Correlation | None] = ContextVar("pimbot_correlation", default=None)
+_request_id: ContextVar[str | None] = ContextVar("pimbot_request_id", default=None)
+
+
+def new_correlation_id() -> str:
+    """Short enough to read out to an admin, long enough never to collide in one log."""
+    return uuid.uuid4().hex[:12]
+
+
+def current_correlation_id() -> str | None:
+    """The id of the Slack interaction (or sweep) this code runs for, if any."""
+    bound = _correlation.get()
+    return bound.id if bound else None
+
+
+def current_request_id() -> str | None:
+    return _request_id.get()
+
+
+def bind_correlation_id(correlation_id: str | None = None) -> str:
+    """Bind an id for what this context does next (the HTTP entry point calls this first)."""
+    value = correlation_id or new_correlation_id()
+    _correlation.set(_Correlation(value, taken=False))
+    _request_id.set(None)
+    return value
+
+
+def begin_interaction(request_id: str | None = None) -> str:
+    """The correlation id of one Slack interaction: the one its HTTP request was given at the
+    door if this is that request, otherwise a fresh one. Binds ``request_id`` too."""
+    bound = _correlation.get()
+    value = bound.id if bound is not None and not bound.taken else new_correlation_id()
+    _correlation.set(_Correlation(value, taken=True))
+    _request_id.set(request_id)
+    return value
+
+
+@contextmanager
+def log_context(
+    *, correlation_id: str | None = None, request_id: str | None = None
+) -> Iterator[None]:
+    """Bind ids for the ``with`` block only (timers, notifications); unset ones stay as they are."""
+    correlation = (
+        _correlation.set(_Correlation(correlation_id, taken=True)) if correlation_id else None
+    )
+    request = _request_id.set(request_id) if request_id else None
+    try:
+        yield
+    finally:
+        if request is not None:
+            _request_id.reset(request)
+        if correlation is not None:
+            _correlation.reset(correlation)
+
+
+class ContextFilter(logging.Filter):
+    """Adds ``correlation_id`` and ``request_id`` to every record, unless it names its own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        correlation_id = current_correlation_id()
+        if correlation_id is not None and not hasattr(record, "correlation_id"):
+            record.correlation_id = correlation_id
+        request_id = _request_id.get()
+        if request_id is not None and not hasattr(record, "request_id"):
+            record.request_id = request_id
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -22,12 +107,33 @@ class JsonFormatter(logging.Formatter):
         }
         entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            # SecretMaskingFilter leaves a masked rendering in exc_text; prefer it.
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """For a terminal: the classic line, with the ids at the end when there are any."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        ids = [
+            f"{key}={getattr(record, key)}"
+            for key in ("correlation_id", "request_id")
+            if getattr(record, key, None)
+        ]
+        if not ids:
+            return line
+        first, newline, rest = line.partition("\n")
+        return f"{first} [{' '.join(ids)}]{newline}{rest}"
+
+
 class SecretMaskingFilter(logging.Filter):
-    """Last line of defence: replace any configured secret that reaches a log line."""
+    """Last line of defence: replace any configured secret that reaches a log line, whether
+    in the message, in an ``extra=`` value or in an exception's text."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
@@ -37,24 +143,36 @@ class SecretMaskingFilter(logging.Filter):
         if not self._secrets:
             return True
         message = record.getMessage()
-        masked = message
-        for secret in self._secrets:
-            masked = masked.replace(secret, "***")
+        masked = self._mask(message)
         if masked != message:
             record.msg, record.args = masked, None
+        for key, value in vars(record).items():
+            if key not in _STANDARD and isinstance(value, str):
+                setattr(record, key, self._mask(value))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self._mask(record.exc_text)
         return True
+
+    def _mask(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
 
 def configure_logging(*, level: str, fmt: str, secrets: Iterable[str] = ()) -> None:
     """Called once by the composition root; importing pimbot never touches logging."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     handler = logging.StreamHandler()
-    handler.setFormatter(
-        JsonFormatter()
-        if use_json
-        else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    )
-    handler.addFilter(SecretMaskingFilter(secrets))
+    handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
+    add_filters(handler, secrets)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+def add_filters(handler: logging.Handler, secrets: Iterable[str]) -> None:
+    """The filters every pimbot log handler carries: context first, then masking."""
+    handler.addFilter(ContextFilter())
+    handler.addFilter(SecretMaskingFilter(secrets))

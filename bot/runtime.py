@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot.approvers import DirectoryApproverResolver
 from bot.catalog import CachedRulesSource, ReadCachingPimClient
@@ -26,6 +27,7 @@ from bot.elevation import AuditEntry
 from bot.errors import ConfigurationError
 from bot.graph import build_pim_client
 from bot.identity import Installation, identify
+from bot.metrics import Metrics, MetricsNotifier
 from bot.policy_file import PolicyFile, load_policy_file
 from bot.ports import Clock, IdentityLink, PimClient
 from bot.scheduler import Sweeper, build_scheduler
@@ -35,6 +37,7 @@ from handlers import register_handlers
 from handlers.context import SlackDeps
 from handlers.directory import SlackWebDirectory
 from handlers.http import WSGIApp, make_http_app
+from handlers.middleware import ContextPreservingExecutor, observe_slack_calls
 from handlers.notifier import SlackNotifier
 from storage.database import (
     current_revision,
@@ -90,17 +93,6 @@ def upgrade_database(settings: Settings) -> str | None:
         engine.dispose()
 
 
-def check_storage(settings: Settings) -> str:
-    engine = open_database(settings)
-    try:
-        return (
-            f"✓ database {redact_url(settings.effective_database_url())} reachable, "
-            f"schema at {current_revision(engine)}"
-        )
-    finally:
-        engine.dispose()
-
-
 def read_audit(settings: Settings, *, request_id: str | None, limit: int) -> list[AuditEntry]:
     engine = open_database(settings)
     try:
@@ -150,6 +142,7 @@ class SlackRuntime:
     sweeper: Sweeper
     listeners: ThreadPoolExecutor
     closers: list[Callable[[], None]]
+    metrics: Metrics
 
     def http_app(self) -> WSGIApp:
         return make_http_app(self.app, health=self.health, registry=self.registry)
@@ -209,11 +202,15 @@ def build_slack_runtime(
         return SqlUnitOfWork(sessions)
 
     clock = clock or SystemClock()
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    metrics.count_pending(partial(_count_by_status, sessions))
     web = web or build_web_client(settings)
+    observe_slack_calls(web.retry_handlers, metrics.slack)
     installation = installation or _installation(web)
     closers: list[Callable[[], None]] = []
     if pim is None:
-        graph = build_pim_client(settings)
+        graph = build_pim_client(settings, observer=metrics.graph)
         closers.append(graph.close)
         pim = graph
     pim_reads = ReadCachingPimClient(pim, clock=clock)
@@ -222,8 +219,11 @@ def build_slack_runtime(
         pim=pim_reads, policy=policy, clock=clock, default_channel=settings.approvals_channel
     )
     approvers = DirectoryApproverResolver(directory=directory, pim=pim_reads, clock=clock)
-    notifier = SlackNotifier(
-        client=web, uow=uow, directory=directory, approvers=approvers, rules=rules, clock=clock
+    notifier = MetricsNotifier(
+        SlackNotifier(
+            client=web, uow=uow, directory=directory, approvers=approvers, rules=rules, clock=clock
+        ),
+        metrics.requests,
     )
     ports = Ports(
         uow=uow,
@@ -249,7 +249,8 @@ def build_slack_runtime(
         ),
         tenant_id=settings.azure_tenant_id,
     )
-    listeners = ThreadPoolExecutor(max_workers=32, thread_name_prefix="pimbot-slack")
+    # Context-preserving, so the correlation id bound by the middleware follows each listener.
+    listeners = ContextPreservingExecutor(max_workers=32, thread_name_prefix="pimbot-slack")
     app = App(
         client=web,
         signing_secret=(
@@ -268,17 +269,24 @@ def build_slack_runtime(
         ports=replace(ports, pim=pim_reads.fresh()),
         pending_timeout=settings.pending_timeout,
         nudge_after=settings.approver_nudge_after,
+        observer=metrics.sweeps,
     )
     return SlackRuntime(
         app=app,
         deps=deps,
         web=web,
         engine=engine,
-        registry=CollectorRegistry(),
+        registry=registry,
         sweeper=sweeper,
         listeners=listeners,
         closers=closers,
+        metrics=metrics,
     )
+
+
+def _count_by_status(sessions: sessionmaker[Session]) -> dict[str, int]:
+    with SqlUnitOfWork(sessions) as uow:
+        return uow.requests.count_by_status()
 
 
 def _installation(web: WebClient) -> Installation:

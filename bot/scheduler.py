@@ -10,14 +10,17 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.elevation import ElevationRequest
+from bot.logs import log_context, new_correlation_id
 from bot.ports import DueWork
 from bot.services import Ports
 from bot.timers import (
@@ -51,6 +54,16 @@ _HANDLERS: dict[DueWork, Handler] = {
 }
 
 
+class SweepObserver(Protocol):
+    """Told how each sweep went (metrics); must not raise or block."""
+
+    def sweep_finished(
+        self, *, seconds: float, lag: timedelta, handled: Mapping[DueWork, int]
+    ) -> None:
+        """``lag``: how late the most overdue row this sweep claimed was (zero if none)."""
+        ...
+
+
 def replica_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
@@ -63,10 +76,22 @@ class Sweeper:
     owner: str = field(default_factory=replica_id)
     lease: timedelta = DEFAULT_LEASE
     batch: int = 200
+    observer: SweepObserver | None = None
 
     def sweep(self) -> dict[DueWork, int]:
         """Serve everything due now; returns how many rows of each kind were handled."""
+        started = time.perf_counter()
+        with log_context(correlation_id=f"sweep-{new_correlation_id()}"):
+            handled, lag = self._sweep()
+        if self.observer is not None:
+            self.observer.sweep_finished(
+                seconds=time.perf_counter() - started, lag=lag, handled=handled
+            )
+        return handled
+
+    def _sweep(self) -> tuple[dict[DueWork, int], timedelta]:
         handled: dict[DueWork, int] = {}
+        lag = timedelta(0)
         for kind, handler in _HANDLERS.items():
             now = self.ports.clock.now()
             with self.ports.uow() as uow:
@@ -78,21 +103,31 @@ class Sweeper:
                     limit=self.batch,
                     age=self._age(kind),
                 )
+                if claimed and self.observer is not None:
+                    lag = max(lag, self._lateness(uow.requests.get(claimed[0]), kind, now))
                 uow.commit()
             handled[kind] = sum(self._handle(kind, handler, request_id) for request_id in claimed)
-        return handled
+        return handled, lag
 
     def _handle(self, kind: DueWork, handler: Handler, request_id: str) -> int:
-        try:
-            handler(request_id, ports=self.ports)
-        except Exception:
-            # Keep the lease: the row is retried when it runs out, which is our backoff.
-            log.exception("timer failed", extra={"request_id": request_id, "timer": kind.value})
-            return 0
+        with log_context(request_id=request_id):
+            try:
+                handler(request_id, ports=self.ports)
+            except Exception:
+                # Keep the lease: the row is retried when it runs out, which is our backoff.
+                log.exception("timer failed", extra={"request_id": request_id, "timer": kind.value})
+                return 0
         with self.ports.uow() as uow:
             uow.requests.release(request_id, owner=self.owner)
             uow.commit()
         return 1
+
+    def _lateness(
+        self, request: ElevationRequest | None, kind: DueWork, now: datetime
+    ) -> timedelta:
+        # Rows are claimed most overdue first, so the first one claimed tells the lag.
+        due = _due_at(request, kind, self._age(kind)) if request else None
+        return max(timedelta(0), now - due) if due else timedelta(0)
 
     def _age(self, kind: DueWork) -> timedelta:
         return {
@@ -100,6 +135,23 @@ class Sweeper:
             DueWork.NUDGE: self.nudge_after,
             DueWork.PENDING_TIMEOUT: self.pending_timeout,
         }.get(kind, timedelta(0))
+
+
+def _due_at(request: ElevationRequest, kind: DueWork, age: timedelta) -> datetime | None:
+    """When ``request`` became due for ``kind`` (mirrors the claim's due conditions)."""
+    if kind is DueWork.REMINDER:
+        return request.remind_at
+    if kind is DueWork.EXPIRY:
+        return request.ends_at
+    if kind is DueWork.SCHEDULED_START:
+        return request.starts_at
+    if kind is DueWork.DEACTIVATION:
+        return request.deactivate_at
+    if kind is DueWork.STUCK_APPROVED:
+        return request.updated_at + age if request.updated_at else None
+    if kind in (DueWork.NUDGE, DueWork.PENDING_TIMEOUT):
+        return request.created_at + age
+    return None
 
 
 def build_scheduler(sweeper: Sweeper, *, interval: timedelta) -> BackgroundScheduler:

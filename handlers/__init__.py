@@ -7,13 +7,14 @@ from typing import Any
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from handlers import actions, commands, home, views
+from handlers import actions, commands, home, middleware, views
 from handlers.context import SlackDeps
 from handlers.errors import handle_error
 
 
 def register_handlers(app: App, deps: SlackDeps) -> None:
     """Every listener pimbot has; "which function handles X?" is one grep from here."""
+    middleware.register(app)
     commands.register(app, deps)
     actions.register(app, deps)
     views.register(app, deps)

@@ -9,6 +9,7 @@ from typing import Any
 from slack_sdk import WebClient
 
 from bot.errors import PimbotError
+from bot.logs import current_correlation_id
 from handlers.blocks.lists import notice_message
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,8 @@ def explain(error: Exception) -> str:
     if isinstance(error, PimbotError):
         log.info("refused: %s", error.user_message)
         return error.user_message
-    correlation = uuid.uuid4().hex[:12]
+    # The same id as on every log line of this interaction, so an admin can find them.
+    correlation = current_correlation_id() or uuid.uuid4().hex[:12]
     log.error("unexpected error", exc_info=error, extra={"correlation_id": correlation})
     return (
         f"Something went wrong on pimbot's side. Tell your pimbot admin this reference: "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import threading
 from collections.abc import Callable, Iterable
@@ -11,6 +12,8 @@ import waitress
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+from bot.logs import bind_correlation_id
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 EVENTS_PATH = "/slack/events"
@@ -26,7 +29,10 @@ def make_http_app(
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
         if path == EVENTS_PATH and method == "POST":
-            return slack(environ, start_response)
+            # A fresh context per request: waitress reuses threads, and ids must not leak from
+            # one interaction to the next. Binding at the door means Bolt's own lines (say, a
+            # bad signature) carry the id the middleware then adopts for the interaction.
+            return contextvars.Context().run(_correlated, slack, environ, start_response)
         if path == "/healthz" and method in ("GET", "HEAD"):
             status = health()
             code = "200 OK" if status.get("ok") else "503 Service Unavailable"
@@ -45,6 +51,13 @@ def make_http_app(
         return [body]
 
     return application
+
+
+def _correlated(
+    app: WSGIApp, environ: dict[str, Any], start_response: Callable[..., Any]
+) -> Iterable[bytes]:
+    bind_correlation_id()
+    return app(environ, start_response)
 
 
 class BackgroundHttpServer:

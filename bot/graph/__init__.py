@@ -15,13 +15,14 @@ from bot.graph.auth import (
     graph_scope,
 )
 from bot.graph.client import GraphPimClient
-from bot.graph.transport import RetryPolicy, build_http_client
+from bot.graph.transport import GraphObserver, RetryPolicy, build_http_client
 from bot.settings import Settings
 
 __all__ = [
     "AppTokenProvider",
     "BearerAuth",
     "CertificateCredential",
+    "GraphObserver",
     "GraphPimClient",
     "MsalHttpClient",
     "RetryPolicy",
@@ -38,11 +39,13 @@ def build_pim_client(
     token_provider: TokenProvider | None = None,
     retry: RetryPolicy | None = None,
     sleep: Callable[[float], None] | None = None,
+    observer: GraphObserver | None = None,
 ) -> GraphPimClient:
-    """The real PimClient; does no I/O (msal and the first connection are lazy)."""
+    """The real PimClient; does no I/O (msal and the first connection are lazy).
+    ``observer`` hears about every Graph attempt and retry (the metrics)."""
     http = build_http_client(settings)
     provider = token_provider or build_token_provider(settings, MsalHttpClient(http))
-    return GraphPimClient(http, provider, retry=retry, sleep=sleep)
+    return GraphPimClient(http, provider, retry=retry, sleep=sleep, observer=observer)
 
 
 def build_token_provider(settings: Settings, http_client: MsalHttpClient) -> AppTokenProvider:

@@ -21,7 +21,13 @@ from bot.errors import AssignmentExists, AssignmentNotFound, PimRejected, PimUna
 from bot.graph import odata, parsing
 from bot.graph.auth import BearerAuth, TokenProvider
 from bot.graph.errors import error_from_response
-from bot.graph.transport import AmbiguousOutcome, GraphTransport, Retry, RetryPolicy
+from bot.graph.transport import (
+    AmbiguousOutcome,
+    GraphObserver,
+    GraphTransport,
+    Retry,
+    RetryPolicy,
+)
 from bot.ports import (
     ActivationRequest,
     ActivationResult,
@@ -59,12 +65,14 @@ class GraphPimClient:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] | None = None,
         now: Callable[[], datetime] | None = None,
+        observer: GraphObserver | None = None,
     ) -> None:
         self._transport = GraphTransport(
             http,
             auth=BearerAuth(token_provider),
             policy=retry,
             sleep=time.sleep if sleep is None else sleep,
+            observer=observer,
         )
         self._now = now or (lambda: datetime.now(UTC))
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -74,6 +74,26 @@ class RetryPolicy:
     max_delay: float = 8.0
 
 
+class GraphObserver(Protocol):
+    """Told about every attempt and every retry (metrics); must not raise or block."""
+
+    def request_finished(self, method: str, status: int | None, seconds: float) -> None:
+        """One attempt ended: its HTTP status, or None when no response came back."""
+        ...
+
+    def retrying(self, reason: str) -> None:
+        """Another attempt follows: ``http_429``, ``http_503``, ``ConnectError``, ..."""
+        ...
+
+
+class NoObserver:
+    def request_finished(self, method: str, status: int | None, seconds: float) -> None:
+        pass
+
+    def retrying(self, reason: str) -> None:
+        pass
+
+
 class GraphTransport:
     """Sends requests with the retry policy; returns the final response, whatever its status."""
 
@@ -85,8 +105,10 @@ class GraphTransport:
         policy: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        observer: GraphObserver | None = None,
     ) -> None:
         self.http = http
+        self.observer: GraphObserver = observer or NoObserver()
         self._auth = auth
         self._policy = policy or RetryPolicy()
         self._sleep = sleep
@@ -106,9 +128,12 @@ class GraphTransport:
         while True:
             attempt += 1
             last = attempt >= self._policy.attempts
+            started = time.perf_counter()
             try:
                 response = self._send(method, url, json)
             except httpx.TransportError as exc:
+                self.observer.request_finished(method, None, time.perf_counter() - started)
+                reason = type(exc).__name__
                 if retry is Retry.CREATE and not isinstance(exc, NOT_SENT):
                     raise AmbiguousOutcome(type(exc).__name__) from exc
                 delay = self._backoff(attempt)
@@ -126,6 +151,8 @@ class GraphTransport:
                 )
             else:
                 status = response.status_code
+                self.observer.request_finished(method, status, time.perf_counter() - started)
+                reason = f"http_{status}"
                 if retry is Retry.CREATE and status >= 500:
                     raise AmbiguousOutcome(f"HTTP {status}", response)
                 if status not in RETRYABLE_STATUSES:
@@ -136,6 +163,7 @@ class GraphTransport:
                 logger.warning(
                     "Graph %s %s answered %d; retrying in %.2fs", method, _path(url), status, delay
                 )
+            self.observer.retrying(reason)
             self._sleep(delay)
             waited += delay
 

@@ -287,6 +287,29 @@ class MessageLog(Protocol):
     def list_for_request(self, request_id: str) -> list[PostedMessage]: ...
 
 
+@dataclass(frozen=True)
+class PendingNotification:
+    id: int
+    request_id: str
+    event: Event
+
+
+class Outbox(Protocol):
+    def add(self, request_id: str, event: Event, at: datetime) -> int: ...
+
+    def mark_delivered(self, notification_id: int, at: datetime) -> None: ...
+
+    def claim_undelivered(
+        self,
+        now: datetime,
+        *,
+        older_than: timedelta,
+        owner: str,
+        lease: timedelta,
+        limit: int = 100,
+    ) -> list[PendingNotification]: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Rolls back unless ``commit()`` was called inside the ``with`` block."""
 
@@ -302,6 +325,9 @@ class UnitOfWork(Protocol):
 
     @property
     def messages(self) -> MessageLog: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
 
     def __enter__(self) -> Self: ...
 

@@ -22,7 +22,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from bot.elevation import ElevationRequest
 from bot.logs import log_context, new_correlation_id
 from bot.ports import DueWork
-from bot.services import Ports
+from bot.services import Ports, deliver, load_request
 from bot.timers import (
     nudge_approvers,
     reconcile_approved,
@@ -39,6 +39,8 @@ SWEEP_JOB_ID = "pimbot-sweep"
 # Longer than any one handler takes (a few Graph and Slack calls with their retries), short
 # enough that a crashed replica's work is picked up within minutes.
 DEFAULT_LEASE = timedelta(minutes=2)
+# A notification younger than this may still be on its way from the thread that queued it.
+REDELIVER_AFTER = timedelta(minutes=1)
 # An ``approved`` row younger than this is still inside its own activation call.
 STUCK_AFTER = timedelta(minutes=2)
 
@@ -107,7 +109,27 @@ class Sweeper:
                     lag = max(lag, self._lateness(uow.requests.get(claimed[0]), kind, now))
                 uow.commit()
             handled[kind] = sum(self._handle(kind, handler, request_id) for request_id in claimed)
+        self.redeliver()
         return handled, lag
+
+    def redeliver(self) -> int:
+        """Deliver outbox notifications whose first delivery failed or died with its replica."""
+        now = self.ports.clock.now()
+        with self.ports.uow() as uow:
+            pending = uow.outbox.claim_undelivered(
+                now,
+                older_than=REDELIVER_AFTER,
+                owner=self.owner,
+                lease=self.lease,
+                limit=self.batch,
+            )
+            uow.commit()
+        delivered = 0
+        for notification in pending:
+            with log_context(request_id=notification.request_id):
+                request = load_request(notification.request_id, self.ports)
+                delivered += deliver(self.ports, request, notification.event, notification.id)
+        return delivered
 
     def _handle(self, kind: DueWork, handler: Handler, request_id: str) -> int:
         with log_context(request_id=request_id):

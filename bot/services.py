@@ -151,9 +151,10 @@ def store_request(checked: CheckedRequest, *, ports: Ports) -> ElevationRequest:
         elif not rules.approval_required:
             request.auto_approve(actor="pimbot", at=now, why="no approval required for this role")
         uow.requests.add(request)
+        notification = uow.outbox.add(request.id, Event.SUBMITTED, now)
         uow.commit()
     log.info("request submitted", extra={"request_id": request.id, "status": request.status})
-    notify(ports, request, Event.SUBMITTED)
+    deliver(ports, request, Event.SUBMITTED, notification)
     if request.status is RequestStatus.APPROVED:
         return activate_request(request.id, ports=ports)
     return request
@@ -192,13 +193,13 @@ def _refuse_if_already_active(role: RoleRef, principal_id: str, ports: Ports) ->
 def approve_request(request_id: str, approver: Person, *, ports: Ports) -> ElevationRequest:
     """Count ``approver``'s approval; at quorum, activate the role in PIM."""
     request, reached = _decide(
-        request_id, approver, ports, lambda req, at: req.approve(approver, at=at)
+        request_id,
+        approver,
+        ports,
+        lambda req, at: req.approve(approver, at=at),
+        tell=lambda reached: Event.APPROVED if reached else Event.APPROVAL_RECORDED,
     )
-    if not reached:
-        notify(ports, request, Event.APPROVAL_RECORDED)
-        return request
-    notify(ports, request, Event.APPROVED)
-    return activate_request(request_id, ports=ports)
+    return activate_request(request_id, ports=ports) if reached else request
 
 
 def deny_request(
@@ -206,9 +207,12 @@ def deny_request(
 ) -> ElevationRequest:
     why = _denial_reason(reason, "request")
     request, _ = _decide(
-        request_id, approver, ports, lambda req, at: req.deny(approver, reason=why, at=at)
+        request_id,
+        approver,
+        ports,
+        lambda req, at: req.deny(approver, reason=why, at=at),
+        tell=lambda _: Event.DENIED,
     )
-    notify(ports, request, Event.DENIED)
     return request
 
 
@@ -217,6 +221,8 @@ def _decide(
     approver: Person,
     ports: Ports,
     decision: Callable[[ElevationRequest, datetime], bool | None],
+    *,
+    tell: Callable[[bool], Event | None],
 ) -> tuple[ElevationRequest, bool]:
     """Apply an approver's decision after re-checking their authority against fresh state.
 
@@ -232,7 +238,8 @@ def _decide(
         check_may_decide(req, approver, approvers)
         outcome.append(bool(decision(req, now)))
 
-    return change_request(request_id, decide, ports), outcome[-1]
+    request = change_request(request_id, decide, ports, tell=lambda _: tell(outcome[-1]))
+    return request, outcome[-1]
 
 
 def _denial_reason(reason: str, what: str) -> str:
@@ -244,8 +251,9 @@ def _denial_reason(reason: str, what: str) -> str:
 def cancel_request(request_id: str, actor: Person, *, ports: Ports) -> ElevationRequest:
     """The requester withdraws a request that is not active yet."""
     now = ports.clock.now()
-    request = change_request(request_id, lambda req: req.cancel(actor, at=now), ports)
-    notify(ports, request, Event.CANCELLED)
+    request = change_request(
+        request_id, lambda req: req.cancel(actor, at=now), ports, tell=Event.CANCELLED
+    )
     return request
 
 
@@ -313,13 +321,12 @@ def record_activation(
                 remind_at=reminder_time(starts_at, ends_at, rules.reminder_lead),
             )
 
-    request = change_request(request_id, store, ports)
-    notify(
+    return change_request(
+        request_id,
+        store,
         ports,
-        request,
-        Event.SCHEDULED if request.status is RequestStatus.SCHEDULED else Event.ACTIVE,
+        tell=lambda req: Event.SCHEDULED if req.status is RequestStatus.SCHEDULED else Event.ACTIVE,
     )
-    return request
 
 
 def reminder_time(starts_at: datetime, ends_at: datetime, lead: timedelta) -> datetime:
@@ -353,9 +360,11 @@ def deactivate_request(
         return _schedule_deactivation(request_id, actor, now + timedelta(minutes=1), ports)
     now = ports.clock.now()
     request = change_request(
-        request_id, lambda req: req.deactivate(actor, at=now, reason=detail), ports
+        request_id,
+        lambda req: req.deactivate(actor, at=now, reason=detail),
+        ports,
+        tell=Event.DEACTIVATED,
     )
-    notify(ports, request, Event.DEACTIVATED)
     return request
 
 
@@ -364,9 +373,11 @@ def _schedule_deactivation(
 ) -> ElevationRequest:
     now = ports.clock.now()
     request = change_request(
-        request_id, lambda req: req.schedule_deactivation(actor, when=when, at=now), ports
+        request_id,
+        lambda req: req.schedule_deactivation(actor, when=when, at=now),
+        ports,
+        tell=Event.DEACTIVATION_SCHEDULED,
     )
-    notify(ports, request, Event.DEACTIVATION_SCHEDULED)
     return request
 
 
@@ -391,8 +402,8 @@ def extend_request(
             request_id,
             lambda req: req.ask_extension(actor, extra=extra, reason=why, at=now),
             ports,
+            tell=Event.EXTENSION_REQUESTED,
         )
-        notify(ports, request, Event.EXTENSION_REQUESTED)
         return request
     return _apply_extension(request_id, actor, extra, rules, ports)
 
@@ -400,10 +411,13 @@ def extend_request(
 def approve_extension(request_id: str, approver: Person, *, ports: Ports) -> ElevationRequest:
     """Count an approval of a pending extension; at quorum, extend the role in PIM."""
     request, reached = _decide(
-        request_id, approver, ports, lambda req, at: req.approve_extension(approver, at=at)
+        request_id,
+        approver,
+        ports,
+        lambda req, at: req.approve_extension(approver, at=at),
+        tell=lambda reached: None if reached else Event.APPROVAL_RECORDED,
     )
     if not reached:
-        notify(ports, request, Event.APPROVAL_RECORDED)
         return request
     assert request.pending_extension is not None
     rules = ports.rules.rules_for(request.role)
@@ -415,9 +429,12 @@ def deny_extension(
 ) -> ElevationRequest:
     why = _denial_reason(reason, "extension")
     request, _ = _decide(
-        request_id, approver, ports, lambda req, at: req.deny_extension(approver, reason=why, at=at)
+        request_id,
+        approver,
+        ports,
+        lambda req, at: req.deny_extension(approver, reason=why, at=at),
+        tell=lambda _: Event.EXTENSION_DENIED,
     )
-    notify(ports, request, Event.EXTENSION_DENIED)
     return request
 
 
@@ -473,8 +490,8 @@ def _apply_extension(
             remind_at=reminder_time(start, final_end, rules.reminder_lead),
         ),
         ports,
+        tell=Event.EXTENDED,
     )
-    notify(ports, request, Event.EXTENDED)
     return request
 
 
@@ -482,8 +499,9 @@ def expire_request(
     request_id: str, *, ports: Ports, reason: str = "PIM ended the assignment"
 ) -> ElevationRequest:
     now = ports.clock.now()
-    request = change_request(request_id, lambda req: req.expire(at=now, reason=reason), ports)
-    notify(ports, request, Event.EXPIRED)
+    request = change_request(
+        request_id, lambda req: req.expire(at=now, reason=reason), ports, tell=Event.EXPIRED
+    )
     return request
 
 
@@ -532,13 +550,18 @@ def load_request(request_id: str, ports: Ports) -> ElevationRequest:
     return request
 
 
+Tell = Event | Callable[[ElevationRequest], Event | None] | None
+
+
 def change_request(
-    request_id: str, mutate: Callable[[ElevationRequest], None], ports: Ports
+    request_id: str, mutate: Callable[[ElevationRequest], None], ports: Ports, tell: Tell = None
 ) -> ElevationRequest:
     """Load, apply ``mutate``, save conditionally, commit; reload and retry if someone raced us.
 
     The retry re-runs ``mutate`` against the fresh state, so a lost race turns into the
-    domain's own answer ("already approved by …") rather than a storage error.
+    domain's own answer ("already approved by …") rather than a storage error. ``tell``
+    names what Slack must hear about the change: it is written to the outbox in the same
+    transaction and delivered after the commit, so a crash in between loses nothing.
     """
     for _attempt in range(_SAVE_ATTEMPTS):
         with ports.uow() as uow:
@@ -548,17 +571,23 @@ def change_request(
             mutate(request)
             try:
                 uow.requests.save(request)
-                uow.commit()
             except ConcurrentUpdate:
                 continue
-            return request.snapshot()
+            event = tell(request) if callable(tell) else tell
+            notification = uow.outbox.add(request_id, event, ports.clock.now()) if event else None
+            uow.commit()
+        changed = request.snapshot()
+        if event is not None and notification is not None:
+            deliver(ports, changed, event, notification)
+        return changed
     raise ConcurrentUpdate(request_id)
 
 
 def _fail(request_id: str, reason: str, ports: Ports) -> ElevationRequest:
     now = ports.clock.now()
-    request = change_request(request_id, lambda req: req.mark_failed(reason=reason, at=now), ports)
-    notify(ports, request, Event.FAILED)
+    request = change_request(
+        request_id, lambda req: req.mark_failed(reason=reason, at=now), ports, tell=Event.FAILED
+    )
     return request
 
 
@@ -572,11 +601,21 @@ def _justification(request: ElevationRequest) -> str:
     return request.reason[: 500 - len(suffix)] + suffix
 
 
-def notify(ports: Ports, request: ElevationRequest, event: Event) -> None:
-    # The change is committed; a Slack outage must not undo it or hide it from the log.
+def deliver(ports: Ports, request: ElevationRequest, event: Event, notification: int) -> bool:
+    """Tell Slack about a committed change and mark the outbox row delivered.
+
+    A Slack outage must not undo the change: a failed delivery stays in the outbox and the
+    sweep tries again later.
+    """
     try:
         ports.notifier.request_changed(request, event)
     except Exception:
         log.exception(
-            "could not notify Slack", extra={"request_id": request.id, "event": event.value}
+            "could not notify Slack; will retry",
+            extra={"request_id": request.id, "event": event.value},
         )
+        return False
+    with ports.uow() as uow:
+        uow.outbox.mark_delivered(notification, ports.clock.now())
+        uow.commit()
+    return True

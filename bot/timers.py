@@ -16,7 +16,6 @@ from bot.services import (
     deactivate_request,
     expire_request,
     load_request,
-    notify,
     record_activation,
     reminder_time,
 )
@@ -38,10 +37,13 @@ def remind_before_expiry(request_id: str, *, ports: Ports) -> ElevationRequest:
         return expire_request(
             request_id, ports=ports, reason="the assignment was removed outside pimbot"
         )
-    # Tell first, then record: a crash in between repeats a reminder rather than losing it.
-    notify(ports, request, Event.REMINDER)
+    # Recorded and queued in one transaction, then delivered: a crash before delivery leaves it
+    # in the outbox for the sweep, so it is never lost (and repeated only if pimbot dies in
+    # the instant between Slack's answer and marking it delivered).
     now = ports.clock.now()
-    return change_request(request_id, lambda req: req.mark_reminded(at=now), ports)
+    return change_request(
+        request_id, lambda req: req.mark_reminded(at=now), ports, tell=Event.REMINDER
+    )
 
 
 def sync_expiry(request_id: str, *, ports: Ports) -> ElevationRequest:
@@ -108,16 +110,12 @@ def reconcile_approved(request_id: str, *, ports: Ports) -> ElevationRequest:
 
 def nudge_approvers(request_id: str, *, ports: Ports) -> ElevationRequest:
     now = ports.clock.now()
-    request = change_request(request_id, lambda req: req.mark_nudged(at=now), ports)
-    notify(ports, request, Event.NUDGE)
-    return request
+    return change_request(request_id, lambda req: req.mark_nudged(at=now), ports, tell=Event.NUDGE)
 
 
 def time_out_pending(request_id: str, *, ports: Ports) -> ElevationRequest:
     now = ports.clock.now()
-    request = change_request(request_id, lambda req: req.time_out(at=now), ports)
-    notify(ports, request, Event.TIMED_OUT)
-    return request
+    return change_request(request_id, lambda req: req.time_out(at=now), ports, tell=Event.TIMED_OUT)
 
 
 def run_scheduled_deactivation(request_id: str, *, ports: Ports) -> ElevationRequest:

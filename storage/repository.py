@@ -20,8 +20,15 @@ from bot.elevation import (
     Ticket,
 )
 from bot.errors import ConcurrentUpdate
-from bot.ports import DueWork, IdentityLink, PostedMessage
-from storage.tables import AuditRow, DecisionRow, IdentityLinkRow, RequestRow, SlackMessageRow
+from bot.ports import DueWork, Event, IdentityLink, PendingNotification, PostedMessage
+from storage.tables import (
+    AuditRow,
+    DecisionRow,
+    IdentityLinkRow,
+    NotificationRow,
+    RequestRow,
+    SlackMessageRow,
+)
 
 # Columns a save may change; everything else is fixed at submission.
 _MUTABLE = (
@@ -256,6 +263,59 @@ class SqlAuditLog:
     def list_recent(self, *, limit: int = 100) -> list[AuditEntry]:
         rows = self._session.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit))
         return [_audit_from_row(r) for r in rows]
+
+
+class SqlOutbox:
+    """Notifications owed to Slack, each added in the same transaction as its change."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, request_id: str, event: Event, at: datetime) -> int:
+        row = NotificationRow(request_id=request_id, event=event.value, created_at=at)
+        self._session.add(row)
+        self._session.flush()
+        return row.id
+
+    def mark_delivered(self, notification_id: int, at: datetime) -> None:
+        self._session.execute(
+            update(NotificationRow)
+            .where(NotificationRow.id == notification_id)
+            .values(delivered_at=at, lease_owner=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    def claim_undelivered(
+        self,
+        now: datetime,
+        *,
+        older_than: timedelta,
+        owner: str,
+        lease: timedelta,
+        limit: int = 100,
+    ) -> list[PendingNotification]:
+        """Undelivered notifications whose own delivery attempt must have failed or died."""
+        due = and_(
+            NotificationRow.delivered_at.is_(None), NotificationRow.created_at <= now - older_than
+        )
+        free = or_(NotificationRow.lease_until.is_(None), NotificationRow.lease_until < now)
+        rows = self._session.execute(
+            select(NotificationRow.id, NotificationRow.request_id, NotificationRow.event)
+            .where(due, free)
+            .order_by(NotificationRow.created_at)
+            .limit(limit)
+        ).all()
+        claimed = []
+        for notification_id, request_id, event in rows:
+            result = self._session.execute(
+                update(NotificationRow)
+                .where(NotificationRow.id == notification_id, due, free)
+                .values(lease_owner=owner, lease_until=now + lease)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                claimed.append(PendingNotification(notification_id, request_id, Event(event)))
+        return claimed
 
 
 class SqlIdentityLinks:

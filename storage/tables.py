@@ -182,3 +182,25 @@ class SlackMessageRow(Base):
     posted_at: Mapped[datetime] = mapped_column(nullable=False)
 
     __table_args__ = (UniqueConstraint("channel", "ts", name="uq_slack_messages_channel_ts"),)
+
+
+class NotificationRow(Base):
+    """The outbox: what Slack must hear about a change, written in the change's transaction.
+
+    A crash between committing a change and telling Slack leaves an undelivered row here,
+    which the sweep delivers later; nothing a person should be told is lost.
+    """
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    request_id: Mapped[str] = mapped_column(ForeignKey("elevation_requests.id"), nullable=False)
+    event: Mapped[str] = mapped_column(String(32), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(nullable=False)
+    delivered_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_notifications_undelivered", "delivered_at", "created_at"),)

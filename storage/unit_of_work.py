@@ -7,7 +7,13 @@ from typing import Self
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.repository import SqlAuditLog, SqlIdentityLinks, SqlMessageLog, SqlRequestRepository
+from storage.repository import (
+    SqlAuditLog,
+    SqlIdentityLinks,
+    SqlMessageLog,
+    SqlOutbox,
+    SqlRequestRepository,
+)
 
 
 class SqlUnitOfWork:
@@ -17,6 +23,7 @@ class SqlUnitOfWork:
     audit: SqlAuditLog
     identities: SqlIdentityLinks
     messages: SqlMessageLog
+    outbox: SqlOutbox
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self._session_factory = session_factory
@@ -30,6 +37,7 @@ class SqlUnitOfWork:
         self.audit = SqlAuditLog(self._session)
         self.identities = SqlIdentityLinks(self._session)
         self.messages = SqlMessageLog(self._session)
+        self.outbox = SqlOutbox(self._session)
         return self
 
     def __exit__(

@@ -252,3 +252,38 @@ def active_in_fake_pim(world):  # type: ignore[no-untyped-def]
         T0,
         T0 + timedelta(hours=1),
     )
+
+
+def test_a_notification_lost_to_a_slack_outage_is_delivered_by_the_sweep(
+    world, uow_factory
+) -> None:  # type: ignore[no-untyped-def]
+    world.notifier.broken = True
+    request = submit_request(_form(), ADA, ports=world.ports)  # activates at once
+    assert world.notifier.events_for(request.id) == []
+    world.notifier.broken = False
+    sweeper = _sweeper(world)
+    assert sweeper.redeliver() == 0  # the first attempt may still be under way
+    world.clock.advance(timedelta(minutes=2))
+    assert sweeper.redeliver() == 2
+    assert world.notifier.events_for(request.id) == ["submitted", "active"]
+    assert sweeper.redeliver() == 0  # delivered once, never again
+
+
+def test_a_crash_between_commit_and_delivery_loses_nothing(world, uow_factory) -> None:  # type: ignore[no-untyped-def]
+    request = submit_request(_form(), ADA, ports=world.ports)
+    world.clock.advance(timedelta(minutes=50))
+
+    class Crash(BaseException):
+        """Stands for the process dying: nothing below it runs."""
+
+    def die(*_args):  # type: ignore[no-untyped-def]
+        raise Crash
+
+    world.ports.notifier.request_changed = die  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        _sweeper(world, owner="dead").sweep()
+    assert _get(uow_factory, request.id).reminded_at is not None  # recorded...
+    del world.ports.notifier.request_changed  # a fresh process
+    world.clock.advance(timedelta(minutes=3))
+    _sweeper(world, owner="alive").sweep()
+    assert world.notifier.events_for(request.id).count("reminder") == 1  # ...and told once

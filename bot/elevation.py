@@ -237,16 +237,16 @@ class ElevationRequest:
         return self.status in TERMINAL_STATUSES
 
     def approvals(self, round: int = 0) -> list[ApprovalDecision]:
-        return [d for d in self.decisions
-                if d.decision is Decision.APPROVE and d.round == round]
+        return [d for d in self.decisions if d.decision is Decision.APPROVE and d.round == round]
 
     def approvals_needed(self) -> int:
         return max(0, self.quorum - len(self.approvals()))
 
     def decided_by(self, round: int = 0) -> list[Person]:
         """Who decided the request (or one of its extensions), for "already decided by …"."""
-        denials = [d.approver for d in self.decisions
-                   if d.decision is Decision.DENY and d.round == round]
+        denials = [
+            d.approver for d in self.decisions if d.decision is Decision.DENY and d.round == round
+        ]
         return denials or [d.approver for d in self.approvals(round)]
 
     def has_decided(self, person: Person, round: int = 0) -> bool:
@@ -359,8 +359,7 @@ class ElevationRequest:
         self.remind_at = None
         self.pending_extension = None
 
-    def ask_extension(self, actor: Person, *, extra: timedelta, reason: str, at: datetime
-                      ) -> None:
+    def ask_extension(self, actor: Person, *, extra: timedelta, reason: str, at: datetime) -> None:
         """The role needs approval again to run longer: open a new round of decisions."""
         next_status(self.status, Action.EXTEND)
         if self.pending_extension is not None:
@@ -370,8 +369,14 @@ class ElevationRequest:
         self.extension_reason = reason
         self.extension_requested_at = at
         self.updated_at = at
-        self._audit(actor.key, "extension_requested", self.status, self.status, at,
-                    f"+{int(extra.total_seconds() // 60)}m: {reason}")
+        self._audit(
+            actor.key,
+            "extension_requested",
+            self.status,
+            self.status,
+            at,
+            f"+{int(extra.total_seconds() // 60)}m: {reason}",
+        )
 
     def approve_extension(self, approver: Person, *, at: datetime) -> bool:
         """Count one approval of the pending extension; True once it reaches quorum."""
@@ -381,8 +386,14 @@ class ElevationRequest:
         self.new_decisions.append(decision)
         count = len(self.approvals(self.extension_round))
         reached = count >= self.quorum
-        self._audit(approver.key, "extension_approved" if reached else "approval_recorded",
-                    self.status, self.status, at, f"extension: {count} of {self.quorum}")
+        self._audit(
+            approver.key,
+            "extension_approved" if reached else "approval_recorded",
+            self.status,
+            self.status,
+            at,
+            f"extension: {count} of {self.quorum}",
+        )
         self.updated_at = at
         return reached
 
@@ -398,8 +409,11 @@ class ElevationRequest:
     def _check_extension_decidable(self, approver: Person) -> None:
         if not self.awaits_extension_approval:
             names = ", ".join(p.mention for p in self.decided_by(self.extension_round))
-            raise AlreadyDecided(f"This extension was already decided by {names}." if names
-                                 else "No extension of this role is waiting for a decision.")
+            raise AlreadyDecided(
+                f"This extension was already decided by {names}."
+                if names
+                else "No extension of this role is waiting for a decision."
+            )
         if self.has_decided(approver, self.extension_round):
             raise AlreadyDecided("You already approved this extension.")
 
@@ -427,6 +441,7 @@ class ElevationRequest:
     def mark_reminded(self, *, at: datetime) -> None:
         """The pre-expiry reminder went out; not a status change, but audited."""
         self.reminded_at = at
+        self.remind_at = None  # keeps the sweep's reminder range to rows still due
         self._audit(SYSTEM.key, "reminded", self.status, self.status, at, None)
 
     # --- internals ----------------------------------------------------------------------------

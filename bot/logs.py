@@ -170,6 +170,9 @@ def configure_logging(*, level: str, fmt: str, secrets: Iterable[str] = ()) -> N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # A sweep that outlasts its interval is skipped by design (max_instances=1); APScheduler
+    # would warn about it on every tick.
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
 
 
 def add_filters(handler: logging.Handler, secrets: Iterable[str]) -> None:

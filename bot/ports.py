@@ -232,6 +232,10 @@ class RequestRepository(Protocol):
         """Lease due rows to ``owner``; a row leased by a live owner is skipped."""
         ...
 
+    def renew_lease(
+        self, request_id: str, now: datetime, *, owner: str, lease: timedelta
+    ) -> bool: ...
+
     def release(self, request_id: str, *, owner: str) -> None: ...
 
 

@@ -132,6 +132,15 @@ class Sweeper:
         return delivered
 
     def _handle(self, kind: DueWork, handler: Handler, request_id: str) -> int:
+        # A long batch can outlive the lease taken for it: renew it row by row, and skip a row
+        # whose lease ran out (another replica may have taken it over).
+        with self.ports.uow() as uow:
+            held = uow.requests.renew_lease(
+                request_id, self.ports.clock.now(), owner=self.owner, lease=self.lease
+            )
+            uow.commit()
+        if not held:
+            return 0
         with log_context(request_id=request_id):
             try:
                 handler(request_id, ports=self.ports)

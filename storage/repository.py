@@ -211,6 +211,20 @@ class SqlRequestRepository:
                 claimed.append(request_id)
         return claimed
 
+    def renew_lease(self, request_id: str, now: datetime, *, owner: str, lease: timedelta) -> bool:
+        """Extend this owner's lease before working on the row; False if it was lost."""
+        result = self._session.execute(
+            update(RequestRow)
+            .where(
+                RequestRow.id == request_id,
+                RequestRow.lease_owner == owner,
+                RequestRow.lease_until >= now,
+            )
+            .values(lease_until=now + lease)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
     def release(self, request_id: str, *, owner: str) -> None:
         self._session.execute(
             update(RequestRow)

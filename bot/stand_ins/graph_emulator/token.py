@@ -181,8 +181,9 @@ class SecurityTokenService:
                 )
             return "1"
         if form.get("client_assertion_type") == ASSERTION_TYPE and "client_assertion" in form:
-            verify_client_assertion(form["client_assertion"], app, token_endpoint,
-                                    self._wall_clock())
+            verify_client_assertion(
+                form["client_assertion"], app, token_endpoint, self._wall_clock()
+            )
             return "2"
         raise invalid_client(
             7000218,

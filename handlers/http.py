@@ -83,6 +83,10 @@ class BackgroundHttpServer:
         self._server.task_dispatcher.shutdown()
         self._server.close()
         self._thread.join(timeout=5)
+        # Closing the listener leaves accepted keep-alive connections open; close them too
+        # rather than leave their sockets to the garbage collector.
+        for channel in list(self._server._map.values()):
+            channel.close()
 
     def _run(self) -> None:
         try:

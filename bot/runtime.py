@@ -36,6 +36,7 @@ from bot.settings import Settings, redact_url
 from handlers import register_handlers
 from handlers.context import SlackDeps
 from handlers.directory import SlackWebDirectory
+from handlers.errors import explain
 from handlers.http import WSGIApp, make_http_app
 from handlers.middleware import ContextPreservingExecutor, observe_slack_calls
 from handlers.notifier import SlackNotifier
@@ -234,6 +235,9 @@ def build_slack_runtime(
         rules=rules,
         mode=settings.mode,
     )
+    # Work after the ack gets its own pool: Bolt's listener threads stay free to ack.
+    work = ContextPreservingExecutor(max_workers=32, thread_name_prefix="pimbot-work")
+    closers.insert(0, partial(work.shutdown, wait=True))
     deps = SlackDeps(
         ports=ports,
         pim_reads=pim_reads,
@@ -248,6 +252,7 @@ def build_slack_runtime(
             clock=clock,
         ),
         tenant_id=settings.azure_tenant_id,
+        later=_submit_to(work),
     )
     # Context-preserving, so the correlation id bound by the middleware follows each listener.
     listeners = ContextPreservingExecutor(max_workers=32, thread_name_prefix="pimbot-slack")
@@ -282,6 +287,22 @@ def build_slack_runtime(
         closers=closers,
         metrics=metrics,
     )
+
+
+def _submit_to(pool: ContextPreservingExecutor) -> Callable[[Callable[[], None]], None]:
+    def submit(work: Callable[[], None]) -> None:
+        pool.submit(_logged, work)
+
+    return submit
+
+
+def _logged(work: Callable[[], None]) -> None:
+    # Nothing waits on these futures: an unexpected error must still reach the log, with the
+    # interaction's correlation id (the pool carries it over).
+    try:
+        work()
+    except Exception as exc:
+        explain(exc)
 
 
 def _count_by_status(sessions: sessionmaker[Session]) -> dict[str, int]:

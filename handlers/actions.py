@@ -71,17 +71,26 @@ def register(app: App, deps: SlackDeps) -> None:
 
     def handle_refresh_home_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        publish_home(client, deps, body["user"]["id"])
+        deps.later(lambda: publish_home(client, deps, body["user"]["id"]))
 
     def handle_role_select(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         # The form re-renders for the chosen role (its maximum, its ticket rules).
         ack()
         selected = body["actions"][0].get("selected_option", {}).get("value")
-        fill_request_modal(
-            client, deps, view=body["view"], user_id=body["user"]["id"], selected_role_id=selected
+        deps.later(
+            lambda: fill_request_modal(
+                client,
+                deps,
+                view=body["view"],
+                user_id=body["user"]["id"],
+                selected_role_id=selected,
+            )
         )
 
     def _act(client: WebClient, body: dict[str, Any], use_case: Any) -> None:
+        deps.later(lambda: _act_now(client, body, use_case))
+
+    def _act_now(client: WebClient, body: dict[str, Any], use_case: Any) -> None:
         try:
             person = deps.identify(body["user"]["id"])
             use_case(person, _request_id(body))

@@ -69,16 +69,20 @@ def register(app: App, deps: SlackDeps) -> None:
             ack(text=help_text(), blocks=help_blocks())
             return
         ack()
-        try:
-            content = _ANSWERS[sub](deps, command["user_id"], arg)
-        except PimbotError as exc:
-            content = notice_message(explain(exc))
-        respond(
-            text=content.text,
-            blocks=content.blocks,
-            response_type="ephemeral",
-            replace_original=False,
-        )
+
+        def answer() -> None:
+            try:
+                content = _ANSWERS[sub](deps, command["user_id"], arg)
+            except PimbotError as exc:
+                content = notice_message(explain(exc))
+            respond(
+                text=content.text,
+                blocks=content.blocks,
+                response_type="ephemeral",
+                replace_original=False,
+            )
+
+        deps.later(answer)
 
     app.command(COMMAND)(handle_pim_command)
 

@@ -20,3 +20,6 @@ class SlackDeps:
     identify: Callable[[str], Person]  # Slack user id -> Person; IdentityError (audited)
     installation: Installation
     tenant_id: str | None = None
+    # Runs work after the ack on a pool of its own, so a burst of slow Graph calls can never
+    # hold up the acknowledgement of the next click (Bolt's listener threads only ack).
+    later: Callable[[Callable[[], None]], None] = lambda work: work()

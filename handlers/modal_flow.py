@@ -25,7 +25,9 @@ def open_request_modal(
     client: WebClient, deps: SlackDeps, *, trigger_id: str, user_id: str, role_query: str = ""
 ) -> None:
     view = client.views_open(trigger_id=trigger_id, view=loading_modal())["view"]
-    fill_request_modal(client, deps, view=view, user_id=user_id, role_query=role_query)
+    deps.later(
+        lambda: fill_request_modal(client, deps, view=view, user_id=user_id, role_query=role_query)
+    )
 
 
 def fill_request_modal(
@@ -57,6 +59,14 @@ def open_extend_modal(
         trigger_id=trigger_id,
         view=loading_modal("Extend role", "Checking how much longer PIM allows…"),
     )["view"]
+    deps.later(
+        lambda: fill_extend_modal(client, deps, view=view, request_id=request_id, user_id=user_id)
+    )
+
+
+def fill_extend_modal(
+    client: WebClient, deps: SlackDeps, *, view: dict[str, Any], request_id: str, user_id: str
+) -> None:
     try:
         request = get_request(request_id, ports=deps.ports)
         rules = deps.ports.rules.rules_for(request.role)

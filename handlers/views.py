@@ -42,10 +42,14 @@ def register(app: App, deps: SlackDeps) -> None:
             ack(response_action="update", view=notice_modal("Request a PIM role", explain(exc)))
             return
         ack()
-        try:
-            store_request(checked, ports=deps.ports)
-        except PimbotError as exc:  # e.g. a second request raced in; the form is closed now
-            tell_user(client, body, explain(exc))
+
+        def store() -> None:
+            try:
+                store_request(checked, ports=deps.ports)
+            except PimbotError as exc:  # e.g. a second request raced in; the form is closed
+                tell_user(client, body, explain(exc))
+
+        deps.later(store)
 
     def denial_handler(deny: Callable[..., object]) -> Callable[..., None]:
         """Denying a request and denying an extension: same form, different use case."""
@@ -58,11 +62,15 @@ def register(app: App, deps: SlackDeps) -> None:
                 ack(response_action="errors", errors=reason)
                 return
             ack()
-            try:
-                person = deps.identify(body["user"]["id"])
-                deny(view["private_metadata"], person, reason, ports=deps.ports)
-            except PimbotError as exc:
-                tell_user(client, body, explain(exc))
+
+            def decide() -> None:
+                try:
+                    person = deps.identify(body["user"]["id"])
+                    deny(view["private_metadata"], person, reason, ports=deps.ports)
+                except PimbotError as exc:
+                    tell_user(client, body, explain(exc))
+
+            deps.later(decide)
 
         return handle_denial_submission
 
@@ -74,13 +82,21 @@ def register(app: App, deps: SlackDeps) -> None:
             ack(response_action="errors", errors=form)
             return
         ack()
-        try:
-            person = deps.identify(body["user"]["id"])
-            extend_request(
-                view["private_metadata"], person, form.extra, ports=deps.ports, reason=form.reason
-            )
-        except PimbotError as exc:
-            tell_user(client, body, explain(exc))
+
+        def extend() -> None:
+            try:
+                person = deps.identify(body["user"]["id"])
+                extend_request(
+                    view["private_metadata"],
+                    person,
+                    form.extra,
+                    ports=deps.ports,
+                    reason=form.reason,
+                )
+            except PimbotError as exc:
+                tell_user(client, body, explain(exc))
+
+        deps.later(extend)
 
     app.view(CallbackId.REQUEST_MODAL.value)(handle_request_modal_submission)
     app.view(CallbackId.DENY_REASON_MODAL.value)(denial_handler(deny_request))

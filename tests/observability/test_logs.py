@@ -33,7 +33,7 @@ from handlers.middleware import ContextPreservingExecutor, correlate_interaction
 from tests.e2e.conftest import ADA, GRACE, PRA, Stack
 
 # Threads that work for pimbot: waitress receives and acks, the listener pool does the rest.
-PIMBOT_THREADS = ("waitress", "pimbot-slack")
+PIMBOT_THREADS = ("waitress", "pimbot-slack", "pimbot-work")
 
 
 class Lines:
@@ -115,7 +115,8 @@ def test_every_line_of_a_click_carries_one_correlation_id_and_the_request_id(
     assert threads >= {"waitress", "pimbot"}, threads  # both sides of the ack logged
     assert {e.get("correlation_id") for e in entries} == {entries[0]["correlation_id"]}
     assert entries[0]["correlation_id"]
-    listener_lines = [e for e in entries if e["thread_name"].startswith("pimbot-slack")]
+    # After the ack the work runs on pimbot's own pool, carrying the same ids.
+    listener_lines = [e for e in entries if e["thread_name"].startswith("pimbot-work")]
     assert listener_lines and all(e.get("request_id") == request_id for e in listener_lines)
     assert any(e["logger"] == "bot.graph.client" for e in listener_lines)  # the activation
     for secret in _secrets(stack):

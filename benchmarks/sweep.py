@@ -241,7 +241,8 @@ def seed(
                         "decided_at": starts,
                         "starts_at": starts,
                         "ends_at": ends,
-                        "remind_at": remind,
+                        # pimbot clears remind_at once a reminder is recorded.
+                        "remind_at": None if reminded else remind,
                         "reminded_at": reminded,
                     }
                 )

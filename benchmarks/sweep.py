@@ -274,7 +274,13 @@ def reset(db: Database) -> None:
         connection.execute(
             update(RequestRow)
             .where(RequestRow.id.in_(db.due_ids))
-            .values(reminded_at=None, lease_owner=None, lease_until=None)
+            # A sweep clears remind_at when it records a reminder, as pimbot does.
+            .values(
+                remind_at=db.now - timedelta(minutes=1),
+                reminded_at=None,
+                lease_owner=None,
+                lease_until=None,
+            )
         )
 
 

@@ -316,7 +316,7 @@ class SqlOutbox:
         rows = self._session.execute(
             select(NotificationRow.id, NotificationRow.request_id, NotificationRow.event)
             .where(due, free)
-            .order_by(NotificationRow.created_at)
+            .order_by(NotificationRow.created_at, NotificationRow.id)
             .limit(limit)
         ).all()
         claimed = []

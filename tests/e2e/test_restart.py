@@ -133,10 +133,12 @@ class Killer:
         with self._lock:
             if self._target is None or self._condition is None or not self._condition(*context):
                 return False
+            # Announce first: the test thread polls for the process's death as a failure, and
+            # the process cannot move on while this very request of its waits for an answer.
+            self.fired.set()
             self._target.send_signal(signal.SIGKILL)
             self._target.wait(timeout=30)
             self._target = self._condition = None
-            self.fired.set()
             return True
 
 

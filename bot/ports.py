@@ -209,16 +209,6 @@ class RequestRepository(Protocol):
         self, person: Person, *, since: datetime, limit: int = 5
     ) -> list[ElevationRequest]: ...
 
-    def list_due_for_reminder(
-        self, now: datetime, *, limit: int = 100
-    ) -> list[ElevationRequest]: ...
-
-    def list_due_for_expiry(self, now: datetime, *, limit: int = 100) -> list[ElevationRequest]: ...
-
-    def list_pending_since_before(
-        self, cutoff: datetime, *, limit: int = 100
-    ) -> list[ElevationRequest]: ...
-
     def claim_due(
         self,
         kind: DueWork,

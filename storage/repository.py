@@ -124,53 +124,6 @@ class SqlRequestRepository:
             .limit(limit)
         )
 
-    def list_due_for_reminder(self, now: datetime, *, limit: int = 100) -> list[ElevationRequest]:
-        return self._select(
-            select(RequestRow)
-            .where(
-                RequestRow.status == RequestStatus.ACTIVE.value,
-                RequestRow.remind_at <= now,
-                RequestRow.reminded_at.is_(None),
-            )
-            .order_by(RequestRow.remind_at)
-            .limit(limit)
-        )
-
-    def list_due_for_expiry(self, now: datetime, *, limit: int = 100) -> list[ElevationRequest]:
-        return self._select(
-            select(RequestRow)
-            .where(RequestRow.status == RequestStatus.ACTIVE.value, RequestRow.ends_at <= now)
-            .order_by(RequestRow.ends_at)
-            .limit(limit)
-        )
-
-    def list_pending_since_before(
-        self, cutoff: datetime, *, limit: int = 100
-    ) -> list[ElevationRequest]:
-        return self._select(
-            select(RequestRow)
-            .where(
-                RequestRow.status == RequestStatus.PENDING_APPROVAL.value,
-                RequestRow.created_at <= cutoff,
-            )
-            .order_by(RequestRow.created_at)
-            .limit(limit)
-        )
-
-    def list_approved_since_before(
-        self, cutoff: datetime, *, limit: int = 100
-    ) -> list[ElevationRequest]:
-        """``approved`` rows older than ``cutoff``: left behind by a crash mid-activation."""
-        return self._select(
-            select(RequestRow)
-            .where(
-                RequestRow.status == RequestStatus.APPROVED.value,
-                RequestRow.updated_at <= cutoff,
-            )
-            .order_by(RequestRow.updated_at)
-            .limit(limit)
-        )
-
     def count_by_status(self) -> dict[str, int]:
         rows = self._session.execute(
             select(RequestRow.status, func.count()).group_by(RequestRow.status)

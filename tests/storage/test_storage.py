@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, inspect, text
 
 from bot.elevation import ElevationRequest, RequestStatus, Ticket
 from bot.errors import ConcurrentUpdate
-from bot.ports import IdentityLink, PostedMessage
+from bot.ports import DueWork, IdentityLink, PostedMessage
 from storage.database import current_revision, head_revision, is_up_to_date
 from tests.fakes import ADA, ALAN, GLOBAL_ADMIN, GRACE, T0
 
@@ -105,8 +105,8 @@ def test_a_stale_save_loses(uow_factory) -> None:  # type: ignore[no-untyped-def
 
 
 def test_scheduler_queries_find_only_due_rows(uow_factory) -> None:  # type: ignore[no-untyped-def]
-    due, later = _request(quorum=1), _request(quorum=1, requester=GRACE)
-    for req, end in ((due, T0 + timedelta(minutes=30)), (later, T0 + timedelta(hours=3))):
+    due_soon, later = _request(quorum=1), _request(quorum=1, requester=GRACE)
+    for req, end in ((due_soon, T0 + timedelta(minutes=30)), (later, T0 + timedelta(hours=3))):
         req.auto_approve(actor="pimbot", at=T0, why="test")
         req.mark_active(
             starts_at=T0,
@@ -116,20 +116,21 @@ def test_scheduler_queries_find_only_due_rows(uow_factory) -> None:  # type: ign
             remind_at=end - timedelta(minutes=10),
         )
     with uow_factory() as uow:
-        uow.requests.add(due)
+        uow.requests.add(due_soon)
         uow.requests.add(later)
         uow.commit()
     now = T0 + timedelta(minutes=25)
+
+    def due(kind: DueWork, at: datetime) -> list[str]:
+        with uow_factory() as uow:  # never committed: the leases taken here are rolled back
+            return uow.requests.claim_due(kind, at, owner="test", lease=timedelta(minutes=2))
+
+    assert due(DueWork.REMINDER, now) == [due_soon.id]
+    assert due(DueWork.EXPIRY, now) == []
+    assert due(DueWork.EXPIRY, T0 + timedelta(hours=4)) == [due_soon.id, later.id]
     with uow_factory() as uow:
-        assert [r.id for r in uow.requests.list_due_for_reminder(now)] == [due.id]
-        assert uow.requests.list_due_for_expiry(now) == []
-        assert [r.id for r in uow.requests.list_due_for_expiry(T0 + timedelta(hours=4))] == [
-            due.id,
-            later.id,
-        ]
-        assert [
-            r.id for r in uow.requests.list_live_for_role(ADA, GLOBAL_ADMIN.role_definition_id)
-        ] == [due.id]
+        live = uow.requests.list_live_for_role(ADA, GLOBAL_ADMIN.role_definition_id)
+    assert [r.id for r in live] == [due_soon.id]
 
 
 def test_identity_links_and_posted_messages(uow_factory) -> None:  # type: ignore[no-untyped-def]

@@ -152,17 +152,11 @@ class SqlRequestRepository:
         candidates = self._session.scalars(
             select(RequestRow.id).where(due, free).order_by(_due_order(kind)).limit(limit)
         ).all()
-        claimed = []
-        for request_id in candidates:
-            result = self._session.execute(
-                update(RequestRow)
-                .where(RequestRow.id == request_id, due, free)
-                .values(lease_owner=owner, lease_until=now + lease)
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount == 1:  # type: ignore[attr-defined]
-                claimed.append(request_id)
-        return claimed
+        return [
+            request_id
+            for request_id in candidates
+            if _take_lease(self._session, RequestRow, request_id, due, free, owner, now + lease)
+        ]
 
     def renew_lease(self, request_id: str, now: datetime, *, owner: str, lease: timedelta) -> bool:
         """Extend this owner's lease before working on the row; False if it was lost."""
@@ -272,17 +266,32 @@ class SqlOutbox:
             .order_by(NotificationRow.created_at, NotificationRow.id)
             .limit(limit)
         ).all()
-        claimed = []
-        for notification_id, request_id, event in rows:
-            result = self._session.execute(
-                update(NotificationRow)
-                .where(NotificationRow.id == notification_id, due, free)
-                .values(lease_owner=owner, lease_until=now + lease)
-                .execution_options(synchronize_session=False)
+        return [
+            PendingNotification(notification_id, request_id, Event(event))
+            for notification_id, request_id, event in rows
+            if _take_lease(
+                self._session, NotificationRow, notification_id, due, free, owner, now + lease
             )
-            if result.rowcount == 1:  # type: ignore[attr-defined]
-                claimed.append(PendingNotification(notification_id, request_id, Event(event)))
-        return claimed
+        ]
+
+
+def _take_lease(
+    session: Session,
+    table: type[RequestRow] | type[NotificationRow],
+    row_id: object,
+    due: ColumnElement[bool],
+    free: ColumnElement[bool],
+    owner: str,
+    until: datetime,
+) -> bool:
+    """One conditional UPDATE: of two replicas racing for a row exactly one gets it."""
+    result = session.execute(
+        update(table)
+        .where(table.id == row_id, due, free)
+        .values(lease_owner=owner, lease_until=until)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
 
 class SqlIdentityLinks:

@@ -416,7 +416,8 @@ def _run_scenario(
     killer.arm(first.process, lambda: _reminders_sent(slack) >= KILL_AFTER_REMINDERS)
     first.wait_healthy()
     _wait(killer.fired.is_set, 90, f"{KILL_AFTER_REMINDERS} reminders, then the kill", first)
-    assert first.process.returncode == -signal.SIGKILL
+    # The killer announces before it kills: wait for the process to be gone.
+    assert first.process.wait(timeout=30) == -signal.SIGKILL
 
     # Killed mid-way: K reminders sent and recorded, the rest claimed by the dead process.
     assert _reminders_sent(slack) == KILL_AFTER_REMINDERS

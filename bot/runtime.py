@@ -38,7 +38,11 @@ from handlers.context import SlackDeps
 from handlers.directory import SlackWebDirectory
 from handlers.errors import explain
 from handlers.http import WSGIApp, make_http_app
-from handlers.middleware import ContextPreservingExecutor, observe_slack_calls
+from handlers.middleware import (
+    ContextPreservingExecutor,
+    observe_slack_calls,
+    refuse_unparsable_bodies,
+)
 from handlers.notifier import SlackNotifier
 from storage.database import (
     current_revision,
@@ -144,9 +148,14 @@ class SlackRuntime:
     listeners: ThreadPoolExecutor
     closers: list[Callable[[], None]]
     metrics: Metrics
+    signing_secret: str | None = None
 
     def http_app(self) -> WSGIApp:
-        return make_http_app(self.app, health=self.health, registry=self.registry)
+        served = make_http_app(self.app, health=self.health, registry=self.registry)
+        if self.signing_secret is None:
+            return served
+        # Bolt raises (a 500) on a body it cannot parse; answer those first.
+        return refuse_unparsable_bodies(served, signing_secret=self.signing_secret)
 
     def health(self) -> dict[str, Any]:
         try:
@@ -286,6 +295,11 @@ def build_slack_runtime(
         listeners=listeners,
         closers=closers,
         metrics=metrics,
+        signing_secret=(
+            settings.slack_signing_secret.get_secret_value()
+            if settings.slack_signing_secret
+            else None
+        ),
     )
 
 

@@ -43,11 +43,13 @@ from bot.ports import (
 )
 from bot.rules import (
     DURATION,
+    PIM_JUSTIFICATION_LIMIT,
     ROLE,
     ApproverSpec,
     EffectiveRules,
     Mode,
     RequestForm,
+    justification_suffix,
     validate_request,
 )
 
@@ -597,8 +599,8 @@ def _specs(request: ElevationRequest) -> list[ApproverSpec]:
 
 def _justification(request: ElevationRequest) -> str:
     # PIM shows this in its own audit log: say which tool asked, within PIM's 500 characters.
-    suffix = f" (via pimbot, request {request.id[:8]})"
-    return request.reason[: 500 - len(suffix)] + suffix
+    suffix = justification_suffix(request.id)
+    return request.reason[: PIM_JUSTIFICATION_LIMIT - len(suffix)] + suffix
 
 
 def deliver(ports: Ports, request: ElevationRequest, event: Event, notification: int) -> bool:

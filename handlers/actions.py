@@ -18,6 +18,7 @@ from bot.services import (
 from handlers.blocks import deny_reason_modal
 from handlers.context import SlackDeps
 from handlers.errors import explain, tell_user
+from handlers.forms import request_id_from
 from handlers.home import publish_home
 from handlers.ids import ActionId
 from handlers.modal_flow import fill_request_modal, open_extend_modal, open_request_modal
@@ -76,7 +77,11 @@ def register(app: App, deps: SlackDeps) -> None:
     def handle_role_select(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         # The form re-renders for the chosen role (its maximum, its ticket rules).
         ack()
-        selected = body["actions"][0].get("selected_option", {}).get("value")
+        actions = body.get("actions") or [{}]
+        option = actions[0].get("selected_option") if isinstance(actions[0], dict) else None
+        selected = (
+            str(option["value"]) if isinstance(option, dict) and option.get("value") else None
+        )
         deps.later(
             lambda: fill_request_modal(
                 client,
@@ -113,4 +118,6 @@ def register(app: App, deps: SlackDeps) -> None:
 
 
 def _request_id(body: dict[str, Any]) -> str:
-    return str(body["actions"][0]["value"])
+    actions = body.get("actions")
+    action = actions[0] if isinstance(actions, list) and actions else {}
+    return request_id_from(action.get("value") if isinstance(action, dict) else None)

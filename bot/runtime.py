@@ -226,7 +226,11 @@ def build_slack_runtime(
     pim_reads = ReadCachingPimClient(pim, clock=clock)
     directory = SlackWebDirectory(web)
     rules = CachedRulesSource(
-        pim=pim_reads, policy=policy, clock=clock, default_channel=settings.approvals_channel
+        pim=pim_reads,
+        policy=policy,
+        clock=clock,
+        default_channel=settings.approvals_channel,
+        default_security_channel=settings.security_channel,
     )
     approvers = DirectoryApproverResolver(directory=directory, pim=pim_reads, clock=clock)
     notifier = MetricsNotifier(
@@ -243,6 +247,7 @@ def build_slack_runtime(
         approvers=approvers,
         rules=rules,
         mode=settings.mode,
+        review_nudge_every=settings.approver_nudge_after,
     )
     # Work after the ack gets its own pool: Bolt's listener threads stay free to ack.
     work = ContextPreservingExecutor(max_workers=32, thread_name_prefix="pimbot-work")

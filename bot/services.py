@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.authority import check_is_requester, check_may_decide
+from bot.authority import check_is_requester, check_may_decide, is_same_person
 from bot.durations import humanize
 from bot.elevation import Action as LifecycleAction
 from bot.elevation import ElevationRequest, Person, RequestStatus, RoleRef, Ticket, next_status
@@ -73,6 +73,8 @@ class Ports:
     approvers: ApproverResolver
     rules: RulesSource
     mode: Mode = Mode.BROKER
+    # How often approvers are reminded of a break-glass activation nobody acknowledged yet.
+    review_nudge_every: timedelta = timedelta(hours=1)
 
 
 # --- requesting ----------------------------------------------------------------------------------
@@ -99,7 +101,8 @@ def check_request(form: RequestForm, requester: Person, *, ports: Ports) -> Chec
     role = _eligible_role(form.role_definition_id, requester.entra_id, ports)
     _refuse_if_already_active(role, requester.entra_id, ports)
     rules = ports.rules.rules_for(role)
-    if rules.approval_required and not form.break_glass:
+    if rules.approval_required:
+        # Break glass too: someone must be able to review it afterwards.
         _require_approvers(rules, ports)
     errors = validate_request(
         form, rules, now=ports.clock.now(), mode=ports.mode, requester_slack_id=requester.slack_user
@@ -150,6 +153,7 @@ def store_request(checked: CheckedRequest, *, ports: Ports) -> ElevationRequest:
                 at=now,
                 why="break-glass: activated without waiting for approval",
             )
+            request.open_review(due=now + ports.review_nudge_every, at=now)
         elif not rules.approval_required:
             request.auto_approve(actor="pimbot", at=now, why="no approval required for this role")
         uow.requests.add(request)
@@ -248,6 +252,43 @@ def _denial_reason(reason: str, what: str) -> str:
     if not reason.strip():
         raise ValidationFailed({"reason": f"Say why you deny the {what}; the requester sees it."})
     return reason.strip()
+
+
+def acknowledge_break_glass(request_id: str, reviewer: Person, *, ports: Ports) -> ElevationRequest:
+    """An approver of the role acknowledges a break-glass activation after the fact.
+
+    Authority is checked from the clicking person against the approvers resolved now, as for
+    a decision: never the requester, never someone who could not have approved it.
+    """
+    request = load_request(request_id, ports)
+    approvers = ports.approvers.resolve(_specs(request), ports.rules.rules_for(request.role))
+    now = ports.clock.now()
+
+    def acknowledge(req: ElevationRequest) -> None:
+        if is_same_person(reviewer, req.requester):
+            raise NotAuthorized("You cannot review your own break-glass activation.")
+        if reviewer not in approvers:
+            raise NotAuthorized(
+                f"Only an approver of {req.role.display_name} can acknowledge this break-glass "
+                "activation."
+            )
+        req.acknowledge_review(reviewer, at=now)
+
+    return change_request(request_id, acknowledge, ports, tell=Event.REVIEWED)
+
+
+def nudge_break_glass_review(request_id: str, *, ports: Ports) -> ElevationRequest:
+    """Nobody acknowledged a break-glass activation yet: remind the approvers, and again later."""
+    now = ports.clock.now()
+    request = load_request(request_id, ports)
+    if not request.awaits_review:
+        return request
+    return change_request(
+        request_id,
+        lambda req: req.mark_review_nudged(next_due=now + ports.review_nudge_every, at=now),
+        ports,
+        tell=Event.REVIEW_NUDGE,
+    )
 
 
 def cancel_request(request_id: str, actor: Person, *, ports: Ports) -> ElevationRequest:

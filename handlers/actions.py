@@ -9,6 +9,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.services import (
+    acknowledge_break_glass,
     approve_extension,
     approve_request,
     cancel_request,
@@ -66,6 +67,14 @@ def register(app: App, deps: SlackDeps) -> None:
             view=deny_reason_modal(request.id, request=request, extension=True),
         )
 
+    def handle_acknowledge_break_glass_button(
+        ack: Ack, body: dict[str, Any], client: WebClient
+    ) -> None:
+        ack()
+        _act(
+            client, body, lambda person, rid: acknowledge_break_glass(rid, person, ports=deps.ports)
+        )
+
     def handle_open_request_modal_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         open_request_modal(client, deps, trigger_id=body["trigger_id"], user_id=body["user"]["id"])
@@ -112,6 +121,7 @@ def register(app: App, deps: SlackDeps) -> None:
     app.action(ActionId.EXTEND.value)(handle_extend_button)
     app.action(ActionId.APPROVE_EXTENSION.value)(handle_approve_extension_button)
     app.action(ActionId.DENY_EXTENSION.value)(handle_deny_extension_button)
+    app.action(ActionId.ACKNOWLEDGE_BREAK_GLASS.value)(handle_acknowledge_break_glass_button)
     app.action(ActionId.OPEN_REQUEST_MODAL.value)(handle_open_request_modal_button)
     app.action(ActionId.REFRESH_HOME.value)(handle_refresh_home_button)
     app.action(ActionId.ROLE_SELECT.value)(handle_role_select)

@@ -50,6 +50,7 @@ from bot.rules import (
     Mode,
     RequestForm,
     justification_suffix,
+    note_problem,
     validate_request,
 )
 
@@ -251,6 +252,9 @@ def _decide(
 def _denial_reason(reason: str, what: str) -> str:
     if not reason.strip():
         raise ValidationFailed({"reason": f"Say why you deny the {what}; the requester sees it."})
+    problem = note_problem(reason.strip(), "reason")
+    if problem:
+        raise ValidationFailed({"reason": problem})
     return reason.strip()
 
 

@@ -35,11 +35,13 @@ class CachedRulesSource:
         clock: Clock,
         default_channel: str | None = None,
         ttl: timedelta = SETTINGS_TTL,
+        default_security_channel: str | None = None,
     ) -> None:
         self._pim = pim
         self._policy = policy
         self._clock = clock
         self._default_channel = default_channel
+        self._default_security_channel = default_security_channel
         self._ttl = ttl
         self._cache: dict[str, tuple[datetime, RoleSettings]] = {}
         self._lock = threading.Lock()
@@ -47,7 +49,11 @@ class CachedRulesSource:
     def rules_for(self, role: RoleRef) -> EffectiveRules:
         settings = self._settings(role)
         return effective_rules(
-            role, settings, self._policy.policy_for(role), default_channel=self._default_channel
+            role,
+            settings,
+            self._policy.policy_for(role),
+            default_channel=self._default_channel,
+            default_security_channel=self._default_security_channel,
         )
 
     def _settings(self, role: RoleRef) -> RoleSettings:

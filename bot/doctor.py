@@ -126,6 +126,8 @@ def diagnose(settings: Settings) -> Iterator[Finding]:
     yield from check_required_settings(settings)
     policy, finding = check_policy_file(settings)
     yield finding
+    if policy is not None:
+        yield from check_break_glass(policy)
     yield check_database(settings)
     yield from check_slack(settings, policy)
     yield from check_microsoft(settings, policy)
@@ -153,6 +155,28 @@ def check_policy_file(settings: Settings) -> tuple[PolicyFile | None, Finding]:
         return policy, passed("policy file: none set (pimbot follows PIM for every role)")
     named = ", ".join(policy.named_roles()) or "none"
     return policy, passed(f"policy file {policy.source}: valid; roles named: {named}")
+
+
+def check_break_glass(policy: PolicyFile) -> Iterator[Finding]:
+    """Which roles allow break glass, and on which it may bypass PIM's own approval.
+
+    Informational (a ✓ line): an operator should see these every time doctor runs.
+    """
+    allowed = {
+        role: rules for role, rules in sorted(policy.roles.items()) if rules.break_glass_requesters
+    }
+    if policy.defaults.break_glass_requesters:
+        allowed = {"(defaults: every role not named)": policy.defaults, **allowed}
+    if not allowed:
+        return
+    listed = "; ".join(
+        f"{role} by {', '.join(rules.break_glass_requesters)}" for role, rules in allowed.items()
+    )
+    bypass = [role for role, rules in allowed.items() if rules.break_glass_overrides_pim_approval]
+    yield passed(
+        f"break glass allowed on: {listed}. It may bypass PIM's own approval on: "
+        + (", ".join(bypass) if bypass else "no role")
+    )
 
 
 def check_database(settings: Settings) -> Finding:
@@ -322,6 +346,18 @@ def approvals_channels(settings: Settings, policy: PolicyFile | None) -> dict[st
             channel = rules.approvals_channel
             if channel and channel != policy.defaults.approvals_channel:
                 channels.setdefault(channel, []).append(f"policy role {role!r}")
+    # Break-glass alerts go to the security channels: the bot must be able to post there too.
+    if settings.security_channel:
+        channels.setdefault(settings.security_channel, []).append("PIMBOT_SECURITY_CHANNEL")
+    if policy is not None:
+        for role, rules in [("defaults", policy.defaults), *sorted(policy.roles.items())]:
+            channel = rules.security_channel
+            inherited = role != "defaults" and channel == policy.defaults.security_channel
+            if channel and channel != settings.security_channel and not inherited:
+                where = "policy defaults" if role == "defaults" else f"policy role {role!r}"
+                sources = channels.setdefault(channel, [])
+                if f"{where} security_channel" not in sources:
+                    sources.append(f"{where} security_channel")
     return channels
 
 

@@ -191,6 +191,10 @@ class ElevationRequest:
     extension_reason: str | None = None
     extension_requested_at: datetime | None = None
     extension_round: int = 0
+    # Break-glass: an approver must acknowledge it after the fact; nudged until one does.
+    review_due_at: datetime | None = None
+    reviewed_at: datetime | None = None
+    reviewed_by: Person | None = None
     decisions: list[ApprovalDecision] = field(default_factory=list)
     # Filled by the methods below, drained by the repository in the same transaction.
     new_audit_entries: list[AuditEntry] = field(default_factory=list)
@@ -416,6 +420,53 @@ class ElevationRequest:
             )
         if self.has_decided(approver, self.extension_round):
             raise AlreadyDecided("You already approved this extension.")
+
+    # --- break-glass review (after the fact; not a status change) ----------------------------
+
+    @property
+    def awaits_review(self) -> bool:
+        return self.break_glass and self.reviewed_at is None
+
+    def open_review(self, *, due: datetime, at: datetime) -> None:
+        """Break glass was invoked: approvers must acknowledge it; the first nudge is ``due``."""
+        if not self.break_glass:
+            raise InvalidTransition("Only a break-glass request is reviewed after the fact.")
+        self.review_due_at = due
+        self._audit(
+            self.requester.key,
+            "break_glass_invoked",
+            self.status,
+            self.status,
+            at,
+            f"activated without approval; review required, first reminder {due.isoformat()}",
+        )
+
+    def mark_review_nudged(self, *, next_due: datetime, at: datetime) -> None:
+        if not self.awaits_review:
+            raise InvalidTransition("This break-glass activation was already acknowledged.")
+        self.review_due_at = next_due
+        self.updated_at = at
+        self._audit(SYSTEM.key, "break_glass_review_nudged", self.status, self.status, at, None)
+
+    def acknowledge_review(self, reviewer: Person, *, at: datetime) -> None:
+        """An approver has looked at the break-glass activation (authority checked by caller)."""
+        if not self.break_glass:
+            raise InvalidTransition("This request did not break glass; there is nothing to review.")
+        if self.reviewed_by is not None and self.reviewed_at is not None:
+            raise AlreadyDecided(
+                f"Already acknowledged by {self.reviewed_by.mention} "
+                f"at {self.reviewed_at.strftime('%H:%M UTC')}."
+            )
+        self.reviewed_at, self.reviewed_by, self.review_due_at = at, reviewer, None
+        self.updated_at = at
+        self._audit(
+            reviewer.key,
+            "break_glass_acknowledged",
+            self.status,
+            self.status,
+            at,
+            reviewer.entra_id,
+        )
 
     def mark_nudged(self, *, at: datetime) -> None:
         """Approvers were reminded that the request still waits for them."""

@@ -74,6 +74,10 @@ class _RoleRules(BaseModel):
     reminder_lead: timedelta | None = None
     extension_requires_approval: bool | None = None
     break_glass: list[str] | None = None
+    # Break glass bypasses PIM's own approval on this role: per role only (refused in defaults).
+    break_glass_overrides_pim_approval: bool | None = None
+    # Where break-glass alerts go besides the approvals channel (security team, SOC).
+    security_channel: str | None = None
 
     @field_validator("max_duration", "reminder_lead", mode="before")
     @classmethod
@@ -91,7 +95,7 @@ class _RoleRules(BaseModel):
             raise ValueError("must be between 5m and 24h (PIM's activation limits)")
         return value
 
-    @field_validator("approvals_channel")
+    @field_validator("approvals_channel", "security_channel")
     @classmethod
     def _channel(cls, value: str | None) -> str | None:
         if value is not None and not _SLACK_CHANNEL.match(value):
@@ -173,6 +177,11 @@ def parse_policy(raw: object, *, source: Path | None = None) -> PolicyFile:
         ) from None
     defaults = _merge(RolePolicy(), document.defaults)
     problems = []
+    if document.defaults.break_glass_overrides_pim_approval:
+        problems.append(
+            f"{name}: defaults.break_glass_overrides_pim_approval: set it per role, never for "
+            "every role: it lets break glass bypass PIM's own approval"
+        )
     roles: dict[str, RolePolicy] = {}
     for key, rules in document.roles.items():
         policy = _merge(defaults, rules)
@@ -211,4 +220,8 @@ def _merge(base: RolePolicy, rules: _RoleRules) -> RolePolicy:
             "extension_requires_approval", base.extension_requires_approval
         ),
         break_glass_requesters=tuple(given.get("break_glass", base.break_glass_requesters)),
+        break_glass_overrides_pim_approval=given.get(
+            "break_glass_overrides_pim_approval", base.break_glass_overrides_pim_approval
+        ),
+        security_channel=given.get("security_channel", base.security_channel),
     )

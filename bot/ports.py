@@ -140,6 +140,9 @@ class Event(StrEnum):
     TIMED_OUT = "timed_out"
     REMINDER = "reminder"
     NUDGE = "nudge"
+    # Break-glass review: approvers reminded to acknowledge, and an approver acknowledged.
+    REVIEW_NUDGE = "review_nudge"
+    REVIEWED = "reviewed"
 
 
 @dataclass(frozen=True)
@@ -239,6 +242,7 @@ class DueWork(StrEnum):
     NUDGE = "nudge"
     PENDING_TIMEOUT = "pending_timeout"
     DEACTIVATION = "deactivation"
+    BREAK_GLASS_REVIEW = "break_glass_review"
 
 
 class AuditLog(Protocol):

@@ -8,6 +8,7 @@ result and answers with one message per field.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -18,9 +19,53 @@ from bot.elevation import RoleRef
 PIM_MAX_ACTIVATION = timedelta(hours=24)
 # PIM refuses to end an activation in its first five minutes, so shorter ones make no sense.
 MIN_DURATION = timedelta(minutes=5)
-MAX_REASON_LENGTH = 500  # PIM's justification limit
+# PIM's justification field holds 500 characters, and pimbot appends where the request came
+# from (``justification_suffix``): the reason a person types gets the rest, never silently cut.
+PIM_JUSTIFICATION_LIMIT = 500
 MIN_REASON_LENGTH = 5
+# A break-glass reason is read after the fact by the approvers who review it: ask for a real one.
+MIN_BREAK_GLASS_REASON_LENGTH = 20
+# Deny and extension reasons stay in pimbot (cards, DMs, the audit trail); PIM never sees them.
+MAX_NOTE_LENGTH = 500
 MAX_TICKET_LENGTH = 100
+# Ticket numbers and systems are identifiers: letters, digits, spaces and a little punctuation.
+TICKET_NUMBER_CHARACTERS = re.compile(r"[\w .:/#+-]+")
+TICKET_SYSTEM_CHARACTERS = re.compile(r"[\w .:/#+&()-]+")
+
+
+def justification_suffix(request_id: str) -> str:
+    """What pimbot appends to the reason in the justification PIM stores and audits."""
+    return f" (via pimbot, request {request_id[:8]})"
+
+
+MAX_REASON_LENGTH = PIM_JUSTIFICATION_LIMIT - len(justification_suffix("0" * 36))
+
+
+def unstorable_text(value: str, *, multiline: bool = False) -> str | None:
+    """Why ``value`` cannot be kept as typed (NUL and other control characters, broken
+    Unicode), or None. PostgreSQL refuses NUL outright; the rest garbles cards and logs."""
+    allowed = {"\n", "\t", "\r"} if multiline else set()
+    for char in value:
+        category = unicodedata.category(char)
+        if char in allowed:
+            continue
+        if category == "Cc":
+            return "contains a control character (such as NUL); retype it without"
+        if category == "Cs":  # a lone surrogate: not encodable as UTF-8 at all
+            return "contains characters that are not valid text; retype it"
+    return None
+
+
+def note_problem(note: str, what: str) -> str | None:
+    """The one problem with a deny or extension reason, or None."""
+    bad = unstorable_text(note, multiline=True)
+    if bad:
+        return f"The {what} {bad}."
+    if len(note) > MAX_NOTE_LENGTH:
+        return f"Keep the {what} to {MAX_NOTE_LENGTH} characters (it has {len(note)})."
+    return None
+
+
 MAX_START_AHEAD = timedelta(days=30)
 CLOCK_SKEW = timedelta(minutes=1)
 DEFAULT_REMINDER_LEAD = timedelta(minutes=10)
@@ -99,6 +144,10 @@ class RolePolicy:
     reminder_lead: timedelta | None = None
     extension_requires_approval: bool = False
     break_glass_requesters: tuple[str, ...] = ()
+    # Break-glass on a role whose PIM settings require approval bypasses PIM itself: only where
+    # the operator said so for that very role.
+    break_glass_overrides_pim_approval: bool = False
+    security_channel: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,15 +170,40 @@ class EffectiveRules:
     approvals_channel: str | None
     reminder_lead: timedelta
     break_glass_requesters: tuple[str, ...]
+    pim_approval_required: bool = False  # PIM's own setting, before the policy file
+    break_glass_overrides_pim_approval: bool = False
+    security_channel: str | None = None  # break-glass alerts, besides the approvals channel
 
     @property
     def needs_user_proof(self) -> bool:
         """MFA or an authentication context: only a user's own sign-in can satisfy these."""
         return self.mfa_required or self.authentication_context is not None
 
+    def break_glass_problem(self, requester_slack_id: str) -> str | None:
+        """Why this person may not break glass on this role, or None when they may."""
+        role = self.role.display_name
+        if requester_slack_id not in self.break_glass_requesters:
+            return f"You are not on the break-glass list for {role}."
+        if not self.approval_required:
+            return f"{role} activates without approval; untick break glass."
+        if self.pim_approval_required and not self.break_glass_overrides_pim_approval:
+            return (
+                f"PIM requires approval for {role}, and break glass would bypass it: the policy "
+                "file does not allow that for this role. Ask for approval instead."
+            )
+        return None
+
+    def offers_break_glass(self, requester_slack_id: str) -> bool:
+        return bool(requester_slack_id) and self.break_glass_problem(requester_slack_id) is None
+
 
 def effective_rules(
-    role: RoleRef, settings: RoleSettings, policy: RolePolicy, *, default_channel: str | None = None
+    role: RoleRef,
+    settings: RoleSettings,
+    policy: RolePolicy,
+    *,
+    default_channel: str | None = None,
+    default_security_channel: str | None = None,
 ) -> EffectiveRules:
     """Combine PIM's settings with the policy file; the stricter value always wins."""
     max_duration, source = min(settings.max_duration, PIM_MAX_ACTIVATION), "PIM"
@@ -157,6 +231,9 @@ def effective_rules(
         approvals_channel=policy.approvals_channel or default_channel,
         reminder_lead=policy.reminder_lead or DEFAULT_REMINDER_LEAD,
         break_glass_requesters=policy.break_glass_requesters,
+        pim_approval_required=settings.approval_required,
+        break_glass_overrides_pim_approval=policy.break_glass_overrides_pim_approval,
+        security_channel=policy.security_channel or default_security_channel,
     )
 
 
@@ -179,13 +256,14 @@ class RequestForm:
 
 
 # Form field names; the Slack modal uses the same names as block ids.
-ROLE, DURATION, REASON, TICKET_NUMBER, TICKET_SYSTEM, START = (
+ROLE, DURATION, REASON, TICKET_NUMBER, TICKET_SYSTEM, START, BREAK_GLASS = (
     "role",
     "duration",
     "reason",
     "ticket_number",
     "ticket_system",
     "start",
+    "break_glass",
 )
 
 
@@ -211,8 +289,10 @@ def validate_request(
             "you. Activate it in the Azure portal (My roles), or run `/pim connect` "
             "once delegated mode is enabled."
         )
-    if form.break_glass and requester_slack_id not in rules.break_glass_requesters:
-        errors[ROLE] = f"You are not on the break-glass list for {role}."
+    if form.break_glass:
+        problem = rules.break_glass_problem(requester_slack_id)
+        if problem:
+            errors[BREAK_GLASS] = problem
     if form.duration is None:
         errors[DURATION] = "Choose how long you need the role."
     elif form.duration < MIN_DURATION:
@@ -222,11 +302,9 @@ def validate_request(
             f"Too long: {role} allows at most {humanize(rules.max_duration)} "
             f"(set by {rules.max_duration_source})."
         )
-    reason = form.reason.strip()
-    if len(reason) < MIN_REASON_LENGTH:
-        errors[REASON] = f"Say why you need {role} (at least {MIN_REASON_LENGTH} characters)."
-    elif len(reason) > MAX_REASON_LENGTH:
-        errors[REASON] = f"Keep the reason under {MAX_REASON_LENGTH} characters (PIM's limit)."
+    reason_problem = _reason_problem(form, role)
+    if reason_problem:
+        errors[REASON] = reason_problem
     errors.update(_ticket_errors(form, rules))
     if form.start is not None:
         if form.start < now - CLOCK_SKEW:
@@ -236,18 +314,62 @@ def validate_request(
     return errors
 
 
+def _reason_problem(form: RequestForm, role: str) -> str | None:
+    reason = form.reason.strip()
+    bad = unstorable_text(reason, multiline=True)
+    if bad:
+        return f"The reason {bad}."
+    if form.break_glass and len(reason) < MIN_BREAK_GLASS_REASON_LENGTH:
+        return (
+            f"Break glass needs a real reason (at least {MIN_BREAK_GLASS_REASON_LENGTH} "
+            "characters): the approvers review it afterwards."
+        )
+    if len(reason) < MIN_REASON_LENGTH:
+        return f"Say why you need {role} (at least {MIN_REASON_LENGTH} characters)."
+    if len(reason) > MAX_REASON_LENGTH:
+        return (
+            f"PIM keeps at most {MAX_REASON_LENGTH} characters of reason (this one has "
+            f"{len(reason)}); shorten it."
+        )
+    return None
+
+
 def _ticket_errors(form: RequestForm, rules: EffectiveRules) -> dict[str, str]:
+    errors: dict[str, str] = {}
     number = form.ticket_number.strip()
+    system = form.ticket_system.strip()
     role = rules.role.display_name
+    if system:
+        problem = _identifier_problem(system, "Ticket system names", TICKET_SYSTEM_CHARACTERS)
+        if problem:
+            errors[TICKET_SYSTEM] = problem
     if not number:
-        return {TICKET_NUMBER: f"{role} needs a ticket number."} if rules.ticket_required else {}
-    if len(number) > MAX_TICKET_LENGTH:
-        return {TICKET_NUMBER: f"Ticket numbers are at most {MAX_TICKET_LENGTH} characters."}
-    if rules.ticket_pattern and not re.fullmatch(rules.ticket_pattern, number):
-        return {
-            TICKET_NUMBER: f"{number!r} does not look like a ticket for {role} "
+        if rules.ticket_required:
+            errors[TICKET_NUMBER] = f"{role} needs a ticket number."
+        elif system:
+            errors[TICKET_NUMBER] = "A ticket system needs a ticket number too."
+        return errors
+    problem = _identifier_problem(number, "Ticket numbers", TICKET_NUMBER_CHARACTERS)
+    if problem:
+        errors[TICKET_NUMBER] = problem
+    elif rules.ticket_pattern and not re.fullmatch(rules.ticket_pattern, number):
+        errors[TICKET_NUMBER] = (
+            f"{number!r} does not look like a ticket for {role} "
             f"(expected to match {rules.ticket_pattern})."
-        }
-    if len(form.ticket_system.strip()) > MAX_TICKET_LENGTH:
-        return {TICKET_SYSTEM: f"Ticket system names are at most {MAX_TICKET_LENGTH} characters."}
-    return {}
+        )
+    return errors
+
+
+def _identifier_problem(value: str, what: str, allowed: re.Pattern[str]) -> str | None:
+    if len(value) > MAX_TICKET_LENGTH:
+        return f"{what} are at most {MAX_TICKET_LENGTH} characters (this one has {len(value)})."
+    if unstorable_text(value):
+        return f"{what} may not contain control characters (such as NUL) or broken text."
+    if not allowed.fullmatch(value):
+        return f"{what} may hold letters, digits, spaces and {_punctuation(allowed)} only."
+    return None
+
+
+def _punctuation(allowed: re.Pattern[str]) -> str:
+    inner = allowed.pattern.removeprefix("[\\w ").removesuffix("]+")
+    return " ".join(inner.replace("\\", ""))

@@ -38,7 +38,11 @@ from handlers.context import SlackDeps
 from handlers.directory import SlackWebDirectory
 from handlers.errors import explain
 from handlers.http import WSGIApp, make_http_app
-from handlers.middleware import ContextPreservingExecutor, observe_slack_calls
+from handlers.middleware import (
+    ContextPreservingExecutor,
+    observe_slack_calls,
+    refuse_unparsable_bodies,
+)
 from handlers.notifier import SlackNotifier
 from storage.database import (
     current_revision,
@@ -144,9 +148,14 @@ class SlackRuntime:
     listeners: ThreadPoolExecutor
     closers: list[Callable[[], None]]
     metrics: Metrics
+    signing_secret: str | None = None
 
     def http_app(self) -> WSGIApp:
-        return make_http_app(self.app, health=self.health, registry=self.registry)
+        served = make_http_app(self.app, health=self.health, registry=self.registry)
+        if self.signing_secret is None:
+            return served
+        # Bolt raises (a 500) on a body it cannot parse; answer those first.
+        return refuse_unparsable_bodies(served, signing_secret=self.signing_secret)
 
     def health(self) -> dict[str, Any]:
         try:
@@ -217,7 +226,11 @@ def build_slack_runtime(
     pim_reads = ReadCachingPimClient(pim, clock=clock)
     directory = SlackWebDirectory(web)
     rules = CachedRulesSource(
-        pim=pim_reads, policy=policy, clock=clock, default_channel=settings.approvals_channel
+        pim=pim_reads,
+        policy=policy,
+        clock=clock,
+        default_channel=settings.approvals_channel,
+        default_security_channel=settings.security_channel,
     )
     approvers = DirectoryApproverResolver(directory=directory, pim=pim_reads, clock=clock)
     notifier = MetricsNotifier(
@@ -234,6 +247,7 @@ def build_slack_runtime(
         approvers=approvers,
         rules=rules,
         mode=settings.mode,
+        review_nudge_every=settings.approver_nudge_after,
     )
     # Work after the ack gets its own pool: Bolt's listener threads stay free to ack.
     work = ContextPreservingExecutor(max_workers=32, thread_name_prefix="pimbot-work")
@@ -286,6 +300,11 @@ def build_slack_runtime(
         listeners=listeners,
         closers=closers,
         metrics=metrics,
+        signing_secret=(
+            settings.slack_signing_secret.get_secret_value()
+            if settings.slack_signing_secret
+            else None
+        ),
     )
 
 

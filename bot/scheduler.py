@@ -22,7 +22,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from bot.elevation import ElevationRequest
 from bot.logs import log_context, new_correlation_id
 from bot.ports import DueWork
-from bot.services import Ports, deliver, load_request
+from bot.services import Ports, deliver, load_request, nudge_break_glass_review
 from bot.timers import (
     nudge_approvers,
     reconcile_approved,
@@ -53,6 +53,7 @@ _HANDLERS: dict[DueWork, Handler] = {
     DueWork.REMINDER: remind_before_expiry,
     DueWork.NUDGE: nudge_approvers,
     DueWork.PENDING_TIMEOUT: time_out_pending,
+    DueWork.BREAK_GLASS_REVIEW: nudge_break_glass_review,
 }
 
 
@@ -182,6 +183,8 @@ def _due_at(request: ElevationRequest, kind: DueWork, age: timedelta) -> datetim
         return request.updated_at + age if request.updated_at else None
     if kind in (DueWork.NUDGE, DueWork.PENDING_TIMEOUT):
         return request.created_at + age
+    if kind is DueWork.BREAK_GLASS_REVIEW:
+        return request.review_due_at
     return None
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.authority import check_is_requester, check_may_decide
+from bot.authority import check_is_requester, check_may_decide, is_same_person
 from bot.durations import humanize
 from bot.elevation import Action as LifecycleAction
 from bot.elevation import ElevationRequest, Person, RequestStatus, RoleRef, Ticket, next_status
@@ -43,11 +43,14 @@ from bot.ports import (
 )
 from bot.rules import (
     DURATION,
+    PIM_JUSTIFICATION_LIMIT,
     ROLE,
     ApproverSpec,
     EffectiveRules,
     Mode,
     RequestForm,
+    justification_suffix,
+    note_problem,
     validate_request,
 )
 
@@ -71,6 +74,8 @@ class Ports:
     approvers: ApproverResolver
     rules: RulesSource
     mode: Mode = Mode.BROKER
+    # How often approvers are reminded of a break-glass activation nobody acknowledged yet.
+    review_nudge_every: timedelta = timedelta(hours=1)
 
 
 # --- requesting ----------------------------------------------------------------------------------
@@ -97,7 +102,8 @@ def check_request(form: RequestForm, requester: Person, *, ports: Ports) -> Chec
     role = _eligible_role(form.role_definition_id, requester.entra_id, ports)
     _refuse_if_already_active(role, requester.entra_id, ports)
     rules = ports.rules.rules_for(role)
-    if rules.approval_required and not form.break_glass:
+    if rules.approval_required:
+        # Break glass too: someone must be able to review it afterwards.
         _require_approvers(rules, ports)
     errors = validate_request(
         form, rules, now=ports.clock.now(), mode=ports.mode, requester_slack_id=requester.slack_user
@@ -148,6 +154,7 @@ def store_request(checked: CheckedRequest, *, ports: Ports) -> ElevationRequest:
                 at=now,
                 why="break-glass: activated without waiting for approval",
             )
+            request.open_review(due=now + ports.review_nudge_every, at=now)
         elif not rules.approval_required:
             request.auto_approve(actor="pimbot", at=now, why="no approval required for this role")
         uow.requests.add(request)
@@ -245,7 +252,47 @@ def _decide(
 def _denial_reason(reason: str, what: str) -> str:
     if not reason.strip():
         raise ValidationFailed({"reason": f"Say why you deny the {what}; the requester sees it."})
+    problem = note_problem(reason.strip(), "reason")
+    if problem:
+        raise ValidationFailed({"reason": problem})
     return reason.strip()
+
+
+def acknowledge_break_glass(request_id: str, reviewer: Person, *, ports: Ports) -> ElevationRequest:
+    """An approver of the role acknowledges a break-glass activation after the fact.
+
+    Authority is checked from the clicking person against the approvers resolved now, as for
+    a decision: never the requester, never someone who could not have approved it.
+    """
+    request = load_request(request_id, ports)
+    approvers = ports.approvers.resolve(_specs(request), ports.rules.rules_for(request.role))
+    now = ports.clock.now()
+
+    def acknowledge(req: ElevationRequest) -> None:
+        if is_same_person(reviewer, req.requester):
+            raise NotAuthorized("You cannot review your own break-glass activation.")
+        if reviewer not in approvers:
+            raise NotAuthorized(
+                f"Only an approver of {req.role.display_name} can acknowledge this break-glass "
+                "activation."
+            )
+        req.acknowledge_review(reviewer, at=now)
+
+    return change_request(request_id, acknowledge, ports, tell=Event.REVIEWED)
+
+
+def nudge_break_glass_review(request_id: str, *, ports: Ports) -> ElevationRequest:
+    """Nobody acknowledged a break-glass activation yet: remind the approvers, and again later."""
+    now = ports.clock.now()
+    request = load_request(request_id, ports)
+    if not request.awaits_review:
+        return request
+    return change_request(
+        request_id,
+        lambda req: req.mark_review_nudged(next_due=now + ports.review_nudge_every, at=now),
+        ports,
+        tell=Event.REVIEW_NUDGE,
+    )
 
 
 def cancel_request(request_id: str, actor: Person, *, ports: Ports) -> ElevationRequest:
@@ -597,8 +644,8 @@ def _specs(request: ElevationRequest) -> list[ApproverSpec]:
 
 def _justification(request: ElevationRequest) -> str:
     # PIM shows this in its own audit log: say which tool asked, within PIM's 500 characters.
-    suffix = f" (via pimbot, request {request.id[:8]})"
-    return request.reason[: 500 - len(suffix)] + suffix
+    suffix = justification_suffix(request.id)
+    return request.reason[: PIM_JUSTIFICATION_LIMIT - len(suffix)] + suffix
 
 
 def deliver(ports: Ports, request: ElevationRequest, event: Event, notification: int) -> bool:

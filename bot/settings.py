@@ -39,6 +39,7 @@ ENV_NAMES: dict[str, str] = {
     "PIMBOT_CA_BUNDLE": "ca_bundle",
     "PIMBOT_PUBLIC_URL": "public_url",
     "PIMBOT_APPROVALS_CHANNEL": "approvals_channel",
+    "PIMBOT_SECURITY_CHANNEL": "security_channel",
     "PIMBOT_PORT": "port",
     "PIMBOT_MODE": "mode",
     "PIMBOT_LOG_LEVEL": "log_level",
@@ -83,6 +84,7 @@ class Settings(BaseModel):
     ca_bundle: Path | None = None
     public_url: str | None = None
     approvals_channel: str | None = None
+    security_channel: str | None = None  # break-glass alerts, besides the approvals channel
     port: int = Field(default=3000, ge=1, le=65535)
     mode: Mode = Mode.BROKER
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -9,6 +9,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.services import (
+    acknowledge_break_glass,
     approve_extension,
     approve_request,
     cancel_request,
@@ -18,6 +19,7 @@ from bot.services import (
 from handlers.blocks import deny_reason_modal
 from handlers.context import SlackDeps
 from handlers.errors import explain, tell_user
+from handlers.forms import request_id_from
 from handlers.home import publish_home
 from handlers.ids import ActionId
 from handlers.modal_flow import fill_request_modal, open_extend_modal, open_request_modal
@@ -65,6 +67,14 @@ def register(app: App, deps: SlackDeps) -> None:
             view=deny_reason_modal(request.id, request=request, extension=True),
         )
 
+    def handle_acknowledge_break_glass_button(
+        ack: Ack, body: dict[str, Any], client: WebClient
+    ) -> None:
+        ack()
+        _act(
+            client, body, lambda person, rid: acknowledge_break_glass(rid, person, ports=deps.ports)
+        )
+
     def handle_open_request_modal_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         open_request_modal(client, deps, trigger_id=body["trigger_id"], user_id=body["user"]["id"])
@@ -76,7 +86,11 @@ def register(app: App, deps: SlackDeps) -> None:
     def handle_role_select(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         # The form re-renders for the chosen role (its maximum, its ticket rules).
         ack()
-        selected = body["actions"][0].get("selected_option", {}).get("value")
+        actions = body.get("actions") or [{}]
+        option = actions[0].get("selected_option") if isinstance(actions[0], dict) else None
+        selected = (
+            str(option["value"]) if isinstance(option, dict) and option.get("value") else None
+        )
         deps.later(
             lambda: fill_request_modal(
                 client,
@@ -107,10 +121,13 @@ def register(app: App, deps: SlackDeps) -> None:
     app.action(ActionId.EXTEND.value)(handle_extend_button)
     app.action(ActionId.APPROVE_EXTENSION.value)(handle_approve_extension_button)
     app.action(ActionId.DENY_EXTENSION.value)(handle_deny_extension_button)
+    app.action(ActionId.ACKNOWLEDGE_BREAK_GLASS.value)(handle_acknowledge_break_glass_button)
     app.action(ActionId.OPEN_REQUEST_MODAL.value)(handle_open_request_modal_button)
     app.action(ActionId.REFRESH_HOME.value)(handle_refresh_home_button)
     app.action(ActionId.ROLE_SELECT.value)(handle_role_select)
 
 
 def _request_id(body: dict[str, Any]) -> str:
-    return str(body["actions"][0]["value"])
+    actions = body.get("actions")
+    action = actions[0] if isinstance(actions, list) and actions else {}
+    return request_id_from(action.get("value") if isinstance(action, dict) else None)

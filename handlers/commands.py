@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -9,6 +10,7 @@ from slack_sdk import WebClient
 
 from bot.elevation import ElevationRequest, Person, RequestStatus
 from bot.errors import PimbotError
+from bot.rules import unstorable_text
 from bot.services import deactivate_request, list_my_requests, list_pending_for_approver
 from handlers.blocks import help_blocks, help_text
 from handlers.blocks.cards import MessageContent
@@ -34,8 +36,11 @@ def register(app: App, deps: SlackDeps) -> None:
     def handle_pim_command(
         ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond
     ) -> None:
-        sub, _, arg = command.get("text", "").strip().partition(" ")
-        sub = sub.lower()
+        parsed = parse_command_text(command.get("text"))
+        if isinstance(parsed, Refusal):
+            ack(text=parsed.message)
+            return
+        sub, arg = parsed
         if sub in ("", "request"):
             ack()
             open_request_modal(
@@ -85,6 +90,32 @@ def register(app: App, deps: SlackDeps) -> None:
         deps.later(answer)
 
     app.command(COMMAND)(handle_pim_command)
+
+
+# Longer than any role name plus a subcommand; anything beyond is not a /pim command.
+MAX_COMMAND_TEXT = 300
+
+
+@dataclass(frozen=True)
+class Refusal:
+    message: str
+
+
+def parse_command_text(raw: object) -> tuple[str, str] | Refusal:
+    """``/pim <sub> <arg>`` as (subcommand, argument), or what to reply instead."""
+    text = raw if isinstance(raw, str) else ""
+    if len(text) > MAX_COMMAND_TEXT:
+        return Refusal(
+            f"That is longer than any `{COMMAND}` command ({len(text)} characters; at most "
+            f"{MAX_COMMAND_TEXT}). Try `{COMMAND} help`."
+        )
+    if unstorable_text(text):
+        return Refusal(
+            f"That command contains a control character (such as NUL). Retype it; "
+            f"`{COMMAND} help` lists what I understand."
+        )
+    sub, _, arg = " ".join(text.split()).partition(" ")
+    return sub.lower(), arg
 
 
 def _roles(deps: SlackDeps, user_id: str, _arg: str) -> MessageContent:

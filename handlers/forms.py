@@ -7,13 +7,15 @@ Only the shape is checked here; ``bot.rules.validate_request`` checks the conten
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.durations import parse_duration
-from bot.rules import RequestForm
+from bot.durations import minutes, parse_duration
+from bot.errors import RequestNotFound
+from bot.rules import RequestForm, note_problem
 from handlers.blocks.request_modal import BREAK_GLASS_VALUE
 from handlers.ids import BlockId
 
@@ -58,6 +60,9 @@ def parse_deny_reason(values: StateValues) -> str | FieldErrors:
     reason = _text(values, BlockId.DENY_REASON)
     if not reason:
         return {BlockId.DENY_REASON: "Say why, so the requester knows what to change."}
+    problem = note_problem(reason, "reason")
+    if problem:
+        return {BlockId.DENY_REASON: problem}
     return reason
 
 
@@ -66,29 +71,60 @@ def parse_extend_form(values: StateValues) -> ExtendForm | FieldErrors:
     extra = _duration(values, BlockId.EXTEND_DURATION, errors)
     if extra is None and not errors:
         errors[BlockId.EXTEND_DURATION] = "Choose how much longer you need it."
+    reason = _text(values, BlockId.REASON)
+    problem = note_problem(reason, "reason")
+    if problem:
+        errors[BlockId.REASON] = problem
     if errors or extra is None:
         return errors
-    return ExtendForm(extra=extra, reason=_text(values, BlockId.REASON))
+    return ExtendForm(extra=extra, reason=reason)
+
+
+def state_values(view: Mapping[str, Any]) -> StateValues:
+    """``view.state.values``, or nothing usable: a tampered view must not raise here."""
+    state = view.get("state")
+    values = state.get("values") if isinstance(state, Mapping) else None
+    return values if isinstance(values, Mapping) else {}
+
+
+def request_id_from(value: object) -> str:
+    """The request id a button value or ``private_metadata`` carries: a UUID, nothing else.
+
+    Anything else (tampered, truncated, a NUL byte) is refused before it reaches a query.
+    """
+    try:
+        if isinstance(value, str) and len(value) == 36 and str(uuid.UUID(value)) == value.lower():
+            return value
+    except ValueError:
+        pass
+    raise RequestNotFound("That button or form does not belong to a request pimbot knows.")
 
 
 def _element(values: StateValues, block_id: str) -> Mapping[str, Any]:
-    # An input block holds exactly one element; read it whatever its action id.
-    block = values.get(block_id) or {}
-    return next(iter(block.values()), {})
+    # An input block holds exactly one element; read it whatever its action id. Any other
+    # shape (a tampered payload) reads as an empty element.
+    block = values.get(block_id)
+    element = next(iter(block.values()), {}) if isinstance(block, Mapping) else {}
+    return element if isinstance(element, Mapping) else {}
 
 
 def _selected(values: StateValues, block_id: str) -> str | None:
     option = _element(values, block_id).get("selected_option")
-    return str(option["value"]) if option else None
+    if not isinstance(option, Mapping) or option.get("value") is None:
+        return None
+    return str(option["value"])
 
 
 def _text(values: StateValues, block_id: str) -> str:
-    return str(_element(values, block_id).get("value") or "").strip()
+    value = _element(values, block_id).get("value")
+    return value.strip() if isinstance(value, str) else ""
 
 
 def _checked(values: StateValues, block_id: str) -> set[str]:
-    options = _element(values, block_id).get("selected_options") or []
-    return {str(o["value"]) for o in options}
+    options = _element(values, block_id).get("selected_options")
+    if not isinstance(options, list):
+        return set()
+    return {str(o.get("value")) for o in options if isinstance(o, Mapping)}
 
 
 def _duration(values: StateValues, block_id: str, errors: FieldErrors) -> timedelta | None:
@@ -100,8 +136,8 @@ def _duration(values: StateValues, block_id: str, errors: FieldErrors) -> timede
     try:
         if kind == "number_input":
             # A number field for duration counts minutes, like a bare number typed anywhere.
-            return timedelta(minutes=float(str(raw)))
+            return minutes(float(str(raw)))
         return parse_duration(str(raw))
-    except ValueError:
+    except (ValueError, OverflowError):
         errors[block_id] = "Use a duration such as 30m, 1h30m or 2h."
         return None

@@ -21,6 +21,7 @@ class ActionId(StrEnum):
     CANCEL = "pim-cancel"
     APPROVE_EXTENSION = "pim-approve-extension"
     DENY_EXTENSION = "pim-deny-extension"
+    ACKNOWLEDGE_BREAK_GLASS = "pim-acknowledge-break-glass"
     OPEN_REQUEST_MODAL = "pim-open-request-modal"
     REFRESH_HOME = "pim-refresh-home"
     # Elements inside input blocks (keys of ``view.state.values[block_id]``).
@@ -58,6 +59,8 @@ class BlockId(StrEnum):
     # Layout blocks that code or tests look up.
     DECISION_ACTIONS = "pim-decision-actions"
     REQUESTER_ACTIONS = "pim-requester-actions"
+    REVIEW_ACTIONS = "pim-review-actions"
+    REVIEW_STATUS = "pim-review-status"
     STATUS = "pim-status"
     ROLE_RULES = "pim-role-rules"
     ROLE_OVERFLOW = "pim-role-overflow"

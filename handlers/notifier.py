@@ -14,7 +14,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.approvers import DirectoryApproverResolver
-from bot.elevation import ElevationRequest, RequestStatus
+from bot.elevation import SYSTEM, AuditEntry, ElevationRequest, RequestStatus
 from bot.ports import Clock, Event, PostedMessage, RulesSource, SlackDirectory, UnitOfWork
 from bot.rules import ApproverKind, ApproverSpec, EffectiveRules
 from handlers.blocks import (
@@ -23,17 +23,24 @@ from handlers.blocks import (
     info_card,
     request_card,
     requester_message,
+    review_card,
     superseded_message,
 )
 
 log = logging.getLogger(__name__)
 
 APPROVER_CARD, INFO_CARD = "approver_card", "info_card"
+REVIEW_CARD = "review_card"  # break-glass: acknowledged after the fact, updated in place
 EXTENSION_CARD = "ext_card:"  # + the extension round
 DM_PREFIX = "dm:"
 RECENT_WINDOW = timedelta(days=30)
 # DMs the requester gets; the rest (e.g. a partial approval) only update the cards.
-_REQUESTER_EVENTS = frozenset(Event) - {Event.APPROVAL_RECORDED, Event.NUDGE}
+_REQUESTER_EVENTS = frozenset(Event) - {
+    Event.APPROVAL_RECORDED,
+    Event.NUDGE,
+    Event.REVIEW_NUDGE,
+    Event.REVIEWED,
+}
 
 
 class SlackNotifier:
@@ -58,12 +65,16 @@ class SlackNotifier:
         rules = self._rules.rules_for(request.role)
         if event is Event.SUBMITTED:
             self._post_cards(request, rules)
+            if request.break_glass:
+                self._alert_break_glass(request, rules)
         else:
             self._update_cards(request, rules)
         if event is Event.EXTENSION_REQUESTED:
             self._post_extension_cards(request, rules)
         if event is Event.NUDGE:
             self._nudge(request, rules)
+        if event is Event.REVIEW_NUDGE:
+            self._remind_reviewers(request, rules)
         if event in _REQUESTER_EVENTS and not (
             event is Event.SUBMITTED and request.status is not RequestStatus.PENDING_APPROVAL
         ):
@@ -79,8 +90,8 @@ class SlackNotifier:
                 log.error("nobody to send the approval card to", extra={"request_id": request.id})
             for target in targets:
                 self._post(request, target, content, APPROVER_CARD)
-        elif rules.approvals_channel:
-            # Activated without approval: approvers still see it, break-glass loudly.
+        elif rules.approvals_channel and not request.break_glass:
+            # Activated without approval: approvers still see it (break glass: review cards).
             self._post(request, rules.approvals_channel, info_card(request), INFO_CARD)
 
     def _update_cards(self, request: ElevationRequest, rules: EffectiveRules) -> None:
@@ -91,6 +102,8 @@ class SlackNotifier:
                 content = self._card(request, rules)
             elif message.kind == INFO_CARD:
                 content = info_card(request)
+            elif message.kind == REVIEW_CARD:
+                content = review_card(request)
             elif message.kind.startswith(EXTENSION_CARD):
                 content = self._extension_card(request, int(message.kind[len(EXTENSION_CARD) :]))
             else:
@@ -136,6 +149,76 @@ class SlackNotifier:
                 self._client.chat_postMessage(
                     channel=user, text=content.text, blocks=content.blocks
                 )
+
+    # --- break glass: loud everywhere, acknowledged after the fact ------------------------------
+
+    def _alert_break_glass(self, request: ElevationRequest, rules: EffectiveRules) -> None:
+        """The approvals and security channels, and every approver of the role by DM."""
+        channels = [
+            c for c in dict.fromkeys((rules.approvals_channel, rules.security_channel)) if c
+        ]
+        reached, missed = self._post_review_cards(
+            request, [*channels, *self._reviewers(request, rules)], review_card(request)
+        )
+        self._audit(
+            request,
+            "break_glass_notified",
+            f"review card to {', '.join(reached) or 'nobody'}"
+            + (f"; could not reach {', '.join(missed)}" if missed else ""),
+        )
+        if not reached:
+            # Nobody heard: fail the delivery so the outbox tries again.
+            raise RuntimeError("break-glass alert reached nobody")
+
+    def _remind_reviewers(self, request: ElevationRequest, rules: EffectiveRules) -> None:
+        if not request.awaits_review:
+            return
+        targets = self._reviewers(request, rules) or [
+            c for c in dict.fromkeys((rules.security_channel, rules.approvals_channel)) if c
+        ]
+        reached, _ = self._post_review_cards(request, targets, review_card(request, reminder=True))
+        if not reached:
+            raise RuntimeError("break-glass review reminder reached nobody")
+
+    def _reviewers(self, request: ElevationRequest, rules: EffectiveRules) -> list[str]:
+        return [
+            u
+            for u in self._approvers.slack_ids(_specs(request), rules)
+            if u != request.requester.slack_user
+        ]
+
+    def _post_review_cards(
+        self, request: ElevationRequest, targets: list[str], content: MessageContent
+    ) -> tuple[list[str], list[str]]:
+        # One unreachable target (a channel the bot left) must not silence the others.
+        reached: list[str] = []
+        missed: list[str] = []
+        for target in targets:
+            try:
+                self._post(request, target, content, REVIEW_CARD)
+                reached.append(target)
+            except SlackApiError as exc:
+                missed.append(target)
+                log.error(
+                    "could not post a break-glass review card: %s",
+                    exc.response.get("error"),
+                    extra={"request_id": request.id, "channel": target},
+                )
+        return reached, missed
+
+    def _audit(self, request: ElevationRequest, action: str, detail: str) -> None:
+        entry = AuditEntry(
+            request.id,
+            SYSTEM.key,
+            action,
+            request.status.value,
+            request.status.value,
+            self._clock.now(),
+            detail,
+        )
+        with self._uow() as uow:
+            uow.audit.add(entry)
+            uow.commit()
 
     def _describe(self, spec: ApproverSpec) -> str:
         # Plain names, not <@mentions>: the card must not ping people by itself.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -19,7 +19,13 @@ from bot.services import (
 from handlers.blocks import notice_modal
 from handlers.context import SlackDeps
 from handlers.errors import explain, tell_user
-from handlers.forms import parse_deny_reason, parse_extend_form, parse_request_form
+from handlers.forms import (
+    parse_deny_reason,
+    parse_extend_form,
+    parse_request_form,
+    request_id_from,
+    state_values,
+)
 from handlers.ids import BlockId, CallbackId
 
 
@@ -27,7 +33,7 @@ def register(app: App, deps: SlackDeps) -> None:
     def handle_request_modal_submission(
         ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
     ) -> None:
-        values = view["state"]["values"]
+        values = state_values(view)
         form = parse_request_form(values)
         if isinstance(form, dict):
             ack(response_action="errors", errors=form)
@@ -46,7 +52,8 @@ def register(app: App, deps: SlackDeps) -> None:
         def store() -> None:
             try:
                 store_request(checked, ports=deps.ports)
-            except PimbotError as exc:  # e.g. a second request raced in; the form is closed
+            except Exception as exc:  # e.g. a second request raced in; the form is closed
+                # Never silently: the person hears what happened (or a reference to quote).
                 tell_user(client, body, explain(exc))
 
         deps.later(store)
@@ -57,17 +64,20 @@ def register(app: App, deps: SlackDeps) -> None:
         def handle_denial_submission(
             ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
         ) -> None:
-            reason = parse_deny_reason(view["state"]["values"])
+            reason = parse_deny_reason(state_values(view))
             if isinstance(reason, dict):
                 ack(response_action="errors", errors=reason)
+                return
+            request_id = _metadata_request_id(ack, view)
+            if request_id is None:
                 return
             ack()
 
             def decide() -> None:
                 try:
                     person = deps.identify(body["user"]["id"])
-                    deny(view["private_metadata"], person, reason, ports=deps.ports)
-                except PimbotError as exc:
+                    deny(request_id, person, reason, ports=deps.ports)
+                except Exception as exc:
                     tell_user(client, body, explain(exc))
 
             deps.later(decide)
@@ -77,9 +87,12 @@ def register(app: App, deps: SlackDeps) -> None:
     def handle_extend_submission(
         ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
     ) -> None:
-        form = parse_extend_form(view["state"]["values"])
+        form = parse_extend_form(state_values(view))
         if isinstance(form, dict):
             ack(response_action="errors", errors=form)
+            return
+        request_id = _metadata_request_id(ack, view)
+        if request_id is None:
             return
         ack()
 
@@ -87,13 +100,13 @@ def register(app: App, deps: SlackDeps) -> None:
             try:
                 person = deps.identify(body["user"]["id"])
                 extend_request(
-                    view["private_metadata"],
+                    request_id,
                     person,
                     form.extra,
                     ports=deps.ports,
                     reason=form.reason,
                 )
-            except PimbotError as exc:
+            except Exception as exc:
                 tell_user(client, body, explain(exc))
 
         deps.later(extend)
@@ -104,7 +117,17 @@ def register(app: App, deps: SlackDeps) -> None:
     app.view(CallbackId.EXTEND_MODAL.value)(handle_extend_submission)
 
 
-def on_inputs(errors: dict[str, str], values: dict[str, Any]) -> dict[str, str]:
+def _metadata_request_id(ack: Ack, view: dict[str, Any]) -> str | None:
+    """The request a decision modal is about; a tampered ``private_metadata`` closes the form
+    with a notice instead of reaching the database."""
+    try:
+        return request_id_from(view.get("private_metadata"))
+    except PimbotError as exc:
+        ack(response_action="update", view=notice_modal("pimbot", explain(exc)))
+        return None
+
+
+def on_inputs(errors: dict[str, str], values: Mapping[str, Any]) -> dict[str, str]:
     """Slack shows an error only under an input block of the view: move others to the role."""
     placed: dict[str, str] = {}
     for field, message in errors.items():

@@ -49,6 +49,11 @@ _MUTABLE = (
     "extension_reason",
     "extension_requested_at",
     "extension_round",
+    "review_due_at",
+    "reviewed_at",
+    "reviewed_by_team",
+    "reviewed_by_user",
+    "reviewed_by_entra_id",
 )
 
 
@@ -379,6 +384,8 @@ def _due_condition(kind: DueWork, now: datetime, age: timedelta) -> ColumnElemen
         return and_(
             status == RequestStatus.PENDING_APPROVAL.value, RequestRow.created_at <= now - age
         )
+    if kind is DueWork.BREAK_GLASS_REVIEW:
+        return and_(RequestRow.review_due_at <= now, RequestRow.reviewed_at.is_(None))
     return and_(status == RequestStatus.ACTIVE.value, RequestRow.deactivate_at <= now)
 
 
@@ -391,6 +398,7 @@ def _due_order(kind: DueWork) -> ColumnElement[datetime | None]:
         DueWork.NUDGE: RequestRow.created_at,
         DueWork.PENDING_TIMEOUT: RequestRow.created_at,
         DueWork.DEACTIVATION: RequestRow.deactivate_at,
+        DueWork.BREAK_GLASS_REVIEW: RequestRow.review_due_at,
     }[kind]
     return column.expression
 
@@ -436,6 +444,11 @@ def _to_row(request: ElevationRequest) -> RequestRow:
         extension_reason=request.extension_reason,
         extension_requested_at=request.extension_requested_at,
         extension_round=request.extension_round,
+        review_due_at=request.review_due_at,
+        reviewed_at=request.reviewed_at,
+        reviewed_by_team=request.reviewed_by.slack_team if request.reviewed_by else None,
+        reviewed_by_user=request.reviewed_by.slack_user if request.reviewed_by else None,
+        reviewed_by_entra_id=request.reviewed_by.entra_id if request.reviewed_by else None,
     )
 
 
@@ -476,6 +489,13 @@ def _from_row(row: RequestRow, decisions: list[ApprovalDecision]) -> ElevationRe
         extension_reason=row.extension_reason,
         extension_requested_at=row.extension_requested_at,
         extension_round=row.extension_round,
+        review_due_at=row.review_due_at,
+        reviewed_at=row.reviewed_at,
+        reviewed_by=(
+            Person(row.reviewed_by_team, row.reviewed_by_user, row.reviewed_by_entra_id)
+            if row.reviewed_by_team and row.reviewed_by_user
+            else None
+        ),
         decisions=decisions,
     )
 

@@ -94,6 +94,12 @@ class RequestRow(Base):
     extension_reason: Mapped[str | None] = mapped_column(Text)
     extension_requested_at: Mapped[datetime | None]
     extension_round: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # Break-glass review: due (nudge approvers) until an approver acknowledges it.
+    review_due_at: Mapped[datetime | None]
+    reviewed_at: Mapped[datetime | None]
+    reviewed_by_team: Mapped[str | None] = mapped_column(String(32))
+    reviewed_by_user: Mapped[str | None] = mapped_column(String(32))
+    reviewed_by_entra_id: Mapped[str | None] = mapped_column(String(64))
     # Claim-and-lease for the scheduler's sweep: one replica owns a due row until lease_until.
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None]
@@ -108,6 +114,8 @@ class RequestRow(Base):
         Index("ix_requests_status_created_at", "status", "created_at"),
         Index("ix_requests_status_updated_at", "status", "updated_at"),
         Index("ix_requests_status_deactivate_at", "status", "deactivate_at"),
+        # Unacknowledged break-glass reviews, whatever the status (a review outlives the role).
+        Index("ix_requests_review_due_at", "review_due_at"),
     )
 
 

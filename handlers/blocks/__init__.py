@@ -10,6 +10,7 @@ from handlers.blocks.cards import (
     extension_card,
     info_card,
     request_card,
+    review_card,
     status_block,
 )
 from handlers.blocks.dms import requester_message, superseded_message
@@ -42,6 +43,7 @@ __all__ = [
     "request_card",
     "request_modal",
     "requester_message",
+    "review_card",
     "status_block",
     "superseded_message",
 ]

@@ -70,6 +70,69 @@ def info_card(request: ElevationRequest, *, why: str | None = None) -> MessageCo
     return MessageContent(text.truncate(fallback, text.FALLBACK_TEXT), blocks)
 
 
+def review_card(request: ElevationRequest, *, reminder: bool = False) -> MessageContent:
+    """A break-glass activation, for approvers to acknowledge after the fact.
+
+    Posted to the approvals and security channels and to every approver by DM; each copy is
+    re-rendered from state, so once someone acknowledges, every copy says who and when.
+    """
+    role = text.mrkdwn(request.role.display_name, 200)
+    who = mention(request.requester)
+    if reminder and request.awaits_review:
+        lead = f":rotating_light: *Still not reviewed:* {who} broke glass for *{role}*."
+    else:
+        lead = f":rotating_light: {who} *broke glass* for *{role}*: active without approval."
+    blocks: list[Block] = [
+        HeaderBlock(
+            text=plain_text(
+                f"Break-glass activation: {request.role.display_name}", text.HEADER_TEXT
+            )
+        ),
+        SectionBlock(text=md(text.truncate(lead, text.SECTION_TEXT))),
+        *summary_blocks(request),
+        status_block(request),
+        SectionBlock(
+            block_id=BlockId.REVIEW_STATUS.value,
+            text=md(text.truncate(_review_line(request), text.SECTION_TEXT)),
+        ),
+    ]
+    if request.awaits_review:
+        blocks.append(
+            ActionsBlock(
+                block_id=BlockId.REVIEW_ACTIONS.value,
+                elements=[
+                    button(
+                        "Acknowledge",
+                        ActionId.ACKNOWLEDGE_BREAK_GLASS,
+                        request.id,
+                        style="primary",
+                        confirm=confirm_dialog(
+                            "Acknowledge this break-glass activation?",
+                            f"You confirm you reviewed why {who} activated *{role}* "
+                            "without approval. Your name goes into the audit trail.",
+                            "Acknowledge",
+                        ),
+                    )
+                ],
+            )
+        )
+    state = "still needs review" if request.awaits_review else "reviewed"
+    fallback = f"Break-glass: {who} activated {role} without approval ({state})"
+    return MessageContent(text.truncate(fallback, text.FALLBACK_TEXT), blocks)
+
+
+def _review_line(request: ElevationRequest) -> str:
+    if request.reviewed_by is not None and request.reviewed_at is not None:
+        return (
+            f":white_check_mark: *Acknowledged* by {mention(request.reviewed_by)} "
+            f"{slack_date(request.reviewed_at)}"
+        )
+    return (
+        ":eyes: *Needs review*: an approver of this role must acknowledge it. "
+        "I will keep reminding the approvers until one does."
+    )
+
+
 def extension_card(
     request: ElevationRequest, round: int, *, approver_names: Sequence[str] = ()
 ) -> MessageContent:

@@ -28,6 +28,13 @@ def requester_message(
         blocks.append(SectionBlock(text=md("*Reason*\n" + text.quote(request.deny_reason, 2900))))
     if event is Event.SUBMITTED:
         blocks.append(context(f"Your reason: {text.mrkdwn(request.reason, 1500)}"))
+    if request.break_glass and event in (Event.ACTIVE, Event.SCHEDULED, Event.FAILED):
+        blocks.append(
+            context(
+                ":rotating_light: You broke glass: every approver of this role was told, and "
+                "one of them must review it."
+            )
+        )
     label = STATUS_LABELS[request.status]
     blocks.append(context(f"{label.emoji} {label.text} · request `{text.escape(request.id)}`"))
     actions = _buttons(request)

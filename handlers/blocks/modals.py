@@ -15,7 +15,7 @@ from slack_sdk.models.views import View
 
 from bot.durations import humanize
 from bot.elevation import ElevationRequest
-from bot.rules import MAX_REASON_LENGTH, MIN_DURATION
+from bot.rules import MAX_NOTE_LENGTH, MAX_REASON_LENGTH, MIN_DURATION
 from handlers import text
 from handlers.blocks.elements import (
     context,
@@ -82,7 +82,7 @@ def deny_reason_modal(
             element=PlainTextInputElement(
                 action_id=ActionId.DENY_REASON_INPUT.value,
                 multiline=True,
-                max_length=MAX_REASON_LENGTH,
+                max_length=MAX_NOTE_LENGTH,
             ),
         )
     )
@@ -137,7 +137,7 @@ def extend_modal(
             element=PlainTextInputElement(
                 action_id=ActionId.REASON_INPUT.value,
                 multiline=True,
-                max_length=MAX_REASON_LENGTH,
+                max_length=MAX_NOTE_LENGTH,
                 initial_value=request.reason[:MAX_REASON_LENGTH],
             ),
         ),

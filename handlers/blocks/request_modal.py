@@ -20,7 +20,13 @@ from slack_sdk.models.views import View
 
 from bot.durations import humanize, to_iso8601
 from bot.ports import ActiveAssignment, EligibleRole
-from bot.rules import MAX_REASON_LENGTH, MAX_TICKET_LENGTH, PIM_MAX_ACTIVATION, EffectiveRules
+from bot.rules import (
+    MAX_REASON_LENGTH,
+    MAX_TICKET_LENGTH,
+    MIN_BREAK_GLASS_REASON_LENGTH,
+    PIM_MAX_ACTIVATION,
+    EffectiveRules,
+)
 from handlers import text
 from handlers.blocks.elements import (
     context,
@@ -93,9 +99,11 @@ def request_modal(
         *_ticket_inputs(selected, relevant),
         _start_input(),
     ]
-    glass = [
-        r for r in relevant if requester_slack_id and requester_slack_id in r.break_glass_requesters
-    ]
+    # Offered only where this person may break glass on that role, and where doing so does not
+    # bypass PIM's own approval unless the policy file allows it for that very role.
+    glass = [r for r in relevant if r.offers_break_glass(requester_slack_id)]
+    if selected is not None and not selected.offers_break_glass(requester_slack_id):
+        glass = []
     if glass:
         blocks.append(_break_glass_input(glass))
     submit = "Activate" if selected is not None and not selected.approval_required else "Request"
@@ -293,7 +301,9 @@ def _break_glass_input(roles: Sequence[EffectiveRules]) -> InputBlock:
         block_id=BlockId.BREAK_GLASS.value,
         label=plain_text("Emergency", text.INPUT_LABEL),
         hint=plain_text(
-            f"Break glass skips approval and tells every approver at once. Allowed for: {names}",
+            f"Break glass skips approval and tells every approver at once; one of them must "
+            f"review it afterwards. Needs a reason of at least {MIN_BREAK_GLASS_REASON_LENGTH} "
+            f"characters. Allowed for: {names}",
             text.INPUT_HINT,
         ),
         optional=True,

@@ -155,6 +155,33 @@ def test_an_invalid_policy_file_is_reported_with_every_problem(doctor: Doctor) -
     assert "roles.Security Reader.quorom: unknown key (typo?)" in line
 
 
+def test_roles_where_break_glass_may_bypass_pim_approval_are_listed(doctor: Doctor) -> None:
+    policy = (
+        "roles:\n"
+        "  Global Administrator:\n"
+        "    break_glass: [U0ADA]\n"
+        "    break_glass_overrides_pim_approval: true\n"
+        "  Security Reader:\n"
+        "    break_glass: [U0ALAN]\n"
+    )
+    outcome = doctor.run(policy=policy)
+    line = outcome.line("✓ break glass allowed on:")
+    assert "global administrator by U0ADA" in line and "security reader by U0ALAN" in line
+    assert line.endswith("It may bypass PIM's own approval on: global administrator")
+
+
+def test_break_glass_bypassing_pim_is_refused_for_every_role_at_once(doctor: Doctor) -> None:
+    outcome = doctor.run(policy="defaults:\n  break_glass_overrides_pim_approval: true\n")
+    line = _assert_only_failure(outcome, "✗ policy file: ")
+    assert "set it per role, never for every role" in line
+
+
+def test_the_security_channel_is_checked_like_an_approvals_channel(doctor: Doctor) -> None:
+    outcome = doctor.run(policy=None, PIMBOT_SECURITY_CHANNEL="C0GENERAL")
+    line = _assert_only_failure(outcome, "✗ Slack: @pimbot is not a member of approvals channel")
+    assert "PIMBOT_SECURITY_CHANNEL" in line or "#general" in line
+
+
 def test_the_bot_missing_from_the_approvals_channel_is_told_to_invite_it(doctor: Doctor) -> None:
     outcome = doctor.run(policy=None, PIMBOT_APPROVALS_CHANNEL="C0GENERAL")
 

@@ -10,7 +10,7 @@ import pytest
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-from bot.elevation import ElevationRequest, RequestStatus, RoleRef
+from bot.elevation import ElevationRequest, Person, RequestStatus, RoleRef
 from bot.ports import ActiveAssignment, EligibleRole, Event
 from handlers import text
 from handlers.blocks import (
@@ -26,6 +26,7 @@ from handlers.blocks import (
     request_card,
     request_modal,
     requester_message,
+    review_card,
 )
 from handlers.ids import ActionId, BlockId, CallbackId
 from tests.slack.slack_fixtures import (
@@ -209,6 +210,22 @@ def test_info_card_for_break_glass_says_so_and_has_no_buttons() -> None:
     card = info_card(request, why="Break glass invoked by the requester")
     assert card.blocks[0].to_dict()["text"]["text"].startswith("Break-glass activation")
     assert action_ids(card.blocks) == []
+
+
+def test_review_card_asks_for_acknowledgement_then_says_who_gave_it() -> None:
+    request = make_request(break_glass=True)
+    request.auto_approve(actor="U0ADA", at=NOW, why="break-glass")
+    request.open_review(due=NOW + timedelta(hours=1), at=NOW)
+    card = review_card(request)
+    assert action_ids(card.blocks) == [ActionId.ACKNOWLEDGE_BREAK_GLASS.value]
+    assert "Needs review" in dump(card.blocks)
+    assert "still needs review" in card.text
+    reminder = review_card(request, reminder=True)
+    assert "Still not reviewed" in dump(reminder.blocks)
+    request.acknowledge_review(Person("T0", "U0GRACE", "e-grace"), at=NOW + timedelta(minutes=5))
+    done = review_card(request)
+    assert action_ids(done.blocks) == []
+    assert "Acknowledged* by <@U0GRACE>" in dump(done.blocks)
 
 
 # --- the requester's DMs -------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from handlers.blocks import (
     request_card,
     request_modal,
     requester_message,
+    review_card,
 )
 from tests.slack.slack_fixtures import ALAN, GRACE, NOW, make_request, make_rules
 
@@ -101,6 +102,18 @@ def test_info_card_at_its_limit() -> None:
     request = make_request(reason=EVIL_REASON, role=RoleRef("r", LONG_NAME), break_glass=True)
     request.auto_approve(actor="pimbot", at=NOW, why="break-glass")
     card = info_card(request, why=EVIL_REASON * 5)
+    assert_message_ok(card.text, card.blocks)
+
+
+@pytest.mark.parametrize("reminder", [False, True])
+@pytest.mark.parametrize("reviewed", [False, True])
+def test_review_card_at_its_limit(reminder: bool, reviewed: bool) -> None:
+    request = make_request(reason=EVIL_REASON, role=RoleRef("r", LONG_NAME), break_glass=True)
+    request.auto_approve(actor="pimbot", at=NOW, why="break-glass")
+    request.open_review(due=NOW + timedelta(hours=1), at=NOW)
+    if reviewed:
+        request.acknowledge_review(Person("T0", "U0GRACE", display_name=EVIL_REASON), at=NOW)
+    card = review_card(request, reminder=reminder)
     assert_message_ok(card.text, card.blocks)
 
 

@@ -33,7 +33,27 @@ def test_durations_parse_in_human_and_iso_forms(text: str, expected: timedelta) 
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "abc", "1x", "PT", "h"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "abc",
+        "1x",
+        "PT",
+        "h",
+        # Absurd or not numbers at all: refused, never an OverflowError somewhere later.
+        "99999999999999",
+        "P9999999999D",
+        "PT99999999999999H",
+        "99999999999d",
+        "inf",
+        "nan",
+        "-5",
+        "PT-5M",
+        "\u0663\u0660",  # Arabic-Indic digits are not a duration
+        "1" * 50,
+    ],
+)
 def test_malformed_durations_are_refused(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
@@ -139,3 +159,24 @@ def test_unreadable_or_broken_policy_files_are_explained(tmp_path: Path) -> None
 def test_auto_approval_with_a_quorum_is_contradictory() -> None:
     with pytest.raises(ConfigurationError, match="auto"):
         parse_policy({"roles": {"Security Reader": {"approval": "auto", "quorum": 2}}})
+
+
+def test_break_glass_may_bypass_pim_only_where_a_role_says_so() -> None:
+    policy = parse_policy(
+        {
+            "defaults": {"break_glass": ["U0ADA"], "security_channel": "C0SECURITY"},
+            "roles": {"Global Administrator": {"break_glass_overrides_pim_approval": True}},
+        }
+    )
+    named = policy.roles["global administrator"]
+    assert named.break_glass_requesters == ("U0ADA",)
+    assert named.break_glass_overrides_pim_approval and named.security_channel == "C0SECURITY"
+    assert not policy.defaults.break_glass_overrides_pim_approval
+    with pytest.raises(ConfigurationError, match="set it per role"):
+        parse_policy({"defaults": {"break_glass_overrides_pim_approval": True}})
+    with pytest.raises(ConfigurationError, match="not a Slack channel ID"):
+        parse_policy({"roles": {"Global Administrator": {"security_channel": "#security"}}})
+
+
+def test_the_security_channel_setting() -> None:
+    assert Settings.from_env({"PIMBOT_SECURITY_CHANNEL": "C0SEC"}).security_channel == "C0SEC"

@@ -79,6 +79,42 @@ def test_submit_records_an_audit_entry() -> None:
     ]
 
 
+def test_break_glass_review_is_opened_nudged_and_acknowledged_once() -> None:
+    request = ElevationRequest.submit(
+        requester=ADA,
+        role=GLOBAL_ADMIN,
+        duration=timedelta(hours=1),
+        reason="outage 42, nobody reachable",
+        at=T0,
+        break_glass=True,
+    )
+    request.auto_approve(actor=ADA.key, at=T0, why="break-glass")
+    request.open_review(due=T0 + timedelta(hours=1), at=T0)
+    assert request.awaits_review and request.review_due_at == T0 + timedelta(hours=1)
+    request.mark_review_nudged(next_due=T0 + timedelta(hours=2), at=T0 + timedelta(hours=1))
+    assert request.review_due_at == T0 + timedelta(hours=2)
+    request.acknowledge_review(GRACE, at=T0 + timedelta(hours=1, minutes=5))
+    assert not request.awaits_review and request.review_due_at is None
+    assert request.reviewed_by == GRACE
+    with pytest.raises(AlreadyDecided, match="Already acknowledged by <@"):
+        request.acknowledge_review(ALAN, at=T0 + timedelta(hours=2))
+    with pytest.raises(InvalidTransition):
+        request.mark_review_nudged(next_due=T0 + timedelta(hours=3), at=T0 + timedelta(hours=2))
+    assert [e.action for e in request.new_audit_entries][-3:] == [
+        "break_glass_invoked",
+        "break_glass_review_nudged",
+        "break_glass_acknowledged",
+    ]
+
+
+def test_only_break_glass_is_reviewed() -> None:
+    request = _request()
+    with pytest.raises(InvalidTransition):
+        request.open_review(due=T0, at=T0)
+    with pytest.raises(InvalidTransition):
+        request.acknowledge_review(GRACE, at=T0)
+
+
 def test_quorum_of_two_needs_two_distinct_people() -> None:
     request = _request(quorum=2)
     assert request.approve(GRACE, at=T0) is False

@@ -88,11 +88,14 @@ def test_a_good_form_has_no_errors() -> None:
         ({"duration": timedelta(hours=9)}, "duration", "at most 8h"),
         ({"duration": None}, "duration", "how long"),
         ({"reason": "  "}, "reason", "Say why"),
-        ({"reason": "x" * 501}, "reason", "500"),
+        ({"reason": "x" * 470}, "reason", "at most 469"),
+        ({"reason": "why\x00not"}, "reason", "control character"),
         ({"start": T0 - timedelta(minutes=5)}, "start", "in the past"),
         ({"start": T0 + timedelta(days=31)}, "start", "30 days"),
         ({"ticket_number": "x" * 101}, "ticket_number", "at most 100"),
-        ({"break_glass": True}, "role", "break-glass"),
+        ({"ticket_number": "INC 1\x00"}, "ticket_number", "control characters"),
+        ({"ticket_system": "Jira"}, "ticket_number", "needs a ticket number"),
+        ({"break_glass": True}, "break_glass", "break-glass list"),
     ],
 )
 def test_bad_input_gets_a_message_on_its_field(
@@ -122,11 +125,50 @@ def test_roles_needing_mfa_are_refused_in_broker_mode_with_a_way_forward() -> No
     assert "role" not in validate_request(_form(), rules, now=T0, mode=Mode.DELEGATED)
 
 
-def test_break_glass_allowed_for_listed_people() -> None:
-    rules = _rules(policy=RolePolicy(break_glass_requesters=("U0ADA",)))
-    assert (
-        validate_request(_form(break_glass=True), rules, now=T0, requester_slack_id="U0ADA") == {}
+BREAK_GLASS_REASON = "Production outage INC-4711, nobody reachable"
+
+
+def test_break_glass_allowed_for_listed_people_where_the_policy_lets_it_bypass_pim() -> None:
+    rules = _rules(
+        policy=RolePolicy(
+            break_glass_requesters=("U0ADA",), break_glass_overrides_pim_approval=True
+        )
     )
+    form = _form(break_glass=True, reason=BREAK_GLASS_REASON)
+    assert validate_request(form, rules, now=T0, requester_slack_id="U0ADA") == {}
+    assert rules.offers_break_glass("U0ADA") and not rules.offers_break_glass("U0ALAN")
+
+
+def test_break_glass_never_bypasses_pim_approval_unless_the_policy_says_so() -> None:
+    rules = _rules(policy=RolePolicy(break_glass_requesters=("U0ADA",)))
+    form = _form(break_glass=True, reason=BREAK_GLASS_REASON)
+    errors = validate_request(form, rules, now=T0, requester_slack_id="U0ADA")
+    assert "PIM requires approval" in errors["break_glass"]
+    assert not rules.offers_break_glass("U0ADA")
+
+
+def test_break_glass_where_only_the_policy_asks_for_approval_needs_no_override() -> None:
+    no_pim_approval = RoleSettings(GLOBAL_ADMIN.role_definition_id, approval_required=False)
+    policy = RolePolicy(approval=ApprovalMode.REQUIRED, break_glass_requesters=("U0ADA",))
+    rules = _rules(no_pim_approval, policy)
+    form = _form(break_glass=True, reason=BREAK_GLASS_REASON)
+    assert validate_request(form, rules, now=T0, requester_slack_id="U0ADA") == {}
+
+
+def test_break_glass_needs_a_real_reason_and_a_role_that_needs_approval() -> None:
+    policy = RolePolicy(break_glass_requesters=("U0ADA",), break_glass_overrides_pim_approval=True)
+    short = validate_request(
+        _form(break_glass=True, reason="outage"),
+        _rules(policy=policy),
+        now=T0,
+        requester_slack_id="U0ADA",
+    )
+    assert "at least 20" in short["reason"]
+    free = _rules(RoleSettings(GLOBAL_ADMIN.role_definition_id, approval_required=False), policy)
+    errors = validate_request(
+        _form(break_glass=True, reason=BREAK_GLASS_REASON), free, now=T0, requester_slack_id="U0ADA"
+    )
+    assert "untick break glass" in errors["break_glass"]
 
 
 def _pending() -> ElevationRequest:

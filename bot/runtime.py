@@ -27,6 +27,7 @@ from bot.elevation import AuditEntry
 from bot.errors import ConfigurationError
 from bot.graph import build_pim_client
 from bot.identity import Installation, identify
+from bot.logs import keep_request_bodies_out_of_logs
 from bot.metrics import Metrics, MetricsNotifier
 from bot.policy_file import PolicyFile, load_policy_file
 from bot.ports import Clock, IdentityLink, PimClient
@@ -37,7 +38,7 @@ from handlers import register_handlers
 from handlers.context import SlackDeps
 from handlers.directory import SlackWebDirectory
 from handlers.errors import explain
-from handlers.http import WSGIApp, make_http_app
+from handlers.http import WSGIApp, make_http_app, waitress_options
 from handlers.middleware import ContextPreservingExecutor, observe_slack_calls
 from handlers.notifier import SlackNotifier
 from storage.database import (
@@ -144,9 +145,20 @@ class SlackRuntime:
     listeners: ThreadPoolExecutor
     closers: list[Callable[[], None]]
     metrics: Metrics
+    settings: Settings
 
-    def http_app(self) -> WSGIApp:
-        return make_http_app(self.app, health=self.health, registry=self.registry)
+    def http_app(self, *, events: bool = True, ops: bool = True) -> WSGIApp:
+        """Slack's endpoint (``events``) and/or the health check and metrics (``ops``)."""
+        secret = self.settings.slack_signing_secret
+        return make_http_app(
+            self.app,
+            health=self.health,
+            registry=self.registry,
+            signing_secret=secret.get_secret_value() if secret else None,
+            max_body=self.settings.max_request_bytes,
+            events=events,
+            ops=ops,
+        )
 
     def health(self) -> dict[str, Any]:
         try:
@@ -268,6 +280,7 @@ def build_slack_runtime(
         # never hold up the ack of the next request.
         listener_executor=listeners,
     )
+    keep_request_bodies_out_of_logs()
     register_handlers(app, deps)
     # Timers must see PIM as it is now, not as the read cache remembers it.
     sweeper = Sweeper(
@@ -286,6 +299,7 @@ def build_slack_runtime(
         listeners=listeners,
         closers=closers,
         metrics=metrics,
+        settings=settings,
     )
 
 
@@ -329,7 +343,7 @@ def serve_http(runtime: SlackRuntime, *, host: str, port: int) -> None:
         port=port,
         threads=16,
         ident="pimbot",
-        clear_untrusted_proxy_headers=True,
+        **waitress_options(runtime.settings.max_request_bytes),
     )
 
 

@@ -40,6 +40,7 @@ ENV_NAMES: dict[str, str] = {
     "PIMBOT_PUBLIC_URL": "public_url",
     "PIMBOT_APPROVALS_CHANNEL": "approvals_channel",
     "PIMBOT_PORT": "port",
+    "PIMBOT_MAX_REQUEST_BYTES": "max_request_bytes",
     "PIMBOT_MODE": "mode",
     "PIMBOT_LOG_LEVEL": "log_level",
     "PIMBOT_LOG_FORMAT": "log_format",
@@ -84,6 +85,8 @@ class Settings(BaseModel):
     public_url: str | None = None
     approvals_channel: str | None = None
     port: int = Field(default=3000, ge=1, le=65535)
+    # Slack's payloads are small; a bigger body is refused (413) before it is read.
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     mode: Mode = Mode.BROKER
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "text"] = "auto"

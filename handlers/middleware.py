@@ -24,8 +24,25 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+_VERIFIED = "pimbot_verified"
+
+
 def register(app: App) -> None:
+    # First of pimbot's middleware, so after Bolt's signature verification (Bolt's built-in
+    # middleware always runs before ``app.use`` ones): only a verified request gets here.
+    app.use(mark_verified)
     app.use(correlate_interaction)
+
+
+def mark_verified(context: BoltContext, next: Callable[[], None]) -> None:
+    """Record that this request passed Bolt's own checks (a signature in HTTP mode, the app
+    token's connection in Socket Mode); the error handler answers only such requests."""
+    context[_VERIFIED] = True
+    next()
+
+
+def is_verified(context: BoltContext) -> bool:
+    return context.get(_VERIFIED) is True
 
 
 def correlate_interaction(

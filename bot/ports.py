@@ -304,6 +304,16 @@ class Outbox(Protocol):
     ) -> list[PendingNotification]: ...
 
 
+class ReplayCache(Protocol):
+    def remember(self, slack_timestamp: int, signature: str, at: datetime) -> bool:
+        """True the first time this (timestamp, signature) is seen by any replica."""
+        ...
+
+    def forget_before(self, slack_timestamp: int) -> int:
+        """Drop entries signed before ``slack_timestamp`` (Unix seconds); how many went."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Rolls back unless ``commit()`` was called inside the ``with`` block."""
 
@@ -322,6 +332,9 @@ class UnitOfWork(Protocol):
 
     @property
     def outbox(self) -> Outbox: ...
+
+    @property
+    def replays(self) -> ReplayCache: ...
 
     def __enter__(self) -> Self: ...
 

@@ -14,7 +14,7 @@ from handlers.errors import explain, handle_error
 
 def register_handlers(app: App, deps: SlackDeps) -> None:
     """Every listener pimbot has; "which function handles X?" is one grep from here."""
-    middleware.register(app)
+    middleware.register(app, deps.ports.uow)
     commands.register(app, deps)
     actions.register(app, deps)
     views.register(app, deps)

@@ -9,29 +9,94 @@ each listener runs in a copy of the context the middleware bound the ids in.
 from __future__ import annotations
 
 import contextvars
+import logging
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any, ParamSpec, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-from slack_bolt import App, BoltContext
+from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 from slack_sdk.http_retry import HttpRequest, HttpResponse, RetryHandler, RetryState
 
 from bot.logs import begin_interaction
+from bot.ports import UnitOfWork
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
 _VERIFIED = "pimbot_verified"
+log = logging.getLogger(__name__)
+# Slack's signatures are good for five minutes either side of now (slack_sdk's verifier).
+SIGNATURE_WINDOW_SECONDS = 5 * 60
 
 
-def register(app: App) -> None:
-    # First of pimbot's middleware, so after Bolt's signature verification (Bolt's built-in
-    # middleware always runs before ``app.use`` ones): only a verified request gets here.
+def register(app: App, uow: Callable[[], UnitOfWork]) -> None:
+    # pimbot's middleware runs after Bolt's signature verification (Bolt's built-in middleware
+    # always runs before ``app.use`` ones): only a verified request gets here.
+    app.use(ReplayGuard(uow))
     app.use(mark_verified)
     app.use(correlate_interaction)
+
+
+class ReplayGuard:
+    """Runs nothing for a signed request seen before (same timestamp and signature), on any
+    replica: the cache is in the database, written before any listener runs.
+
+    A replay is answered ``200`` with an empty body. Slack treats anything else as a failure
+    (an error shown to the person for an interaction, retries for an event), and a genuine
+    duplicate (a proxy resending a request whose answer it lost) has already been served. A
+    replayer learns nothing from it, and nothing changes. Slack's own retries of an event are
+    signed afresh (a new timestamp), so they pass here; the use cases de-duplicate those.
+    """
+
+    def __init__(
+        self,
+        uow: Callable[[], UnitOfWork],
+        *,
+        wall_clock: Callable[[], float] = time.time,
+        purge_every: float = 60.0,
+    ) -> None:
+        # Wall-clock time, as slack_sdk's verifier uses, not pimbot's domain clock.
+        self._uow = uow
+        self._wall_clock = wall_clock
+        self._purge_every = purge_every
+        self._next_purge = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self, request: BoltRequest, next: Callable[[], None]) -> BoltResponse | None:
+        if request.mode == "socket_mode":  # no signature: Slack's connection vouches for it
+            next()
+            return None
+        timestamp = request.headers.get("x-slack-request-timestamp", [""])[0]
+        signature = request.headers.get("x-slack-signature", [""])[0]
+        now = self._wall_clock()
+        with self._uow() as uow:
+            first = uow.replays.remember(int(timestamp), signature, _utc(now))
+            if self._purge_due(now):
+                # Older than any signature Slack's window still accepts; one indexed DELETE.
+                uow.replays.forget_before(int(now) - SIGNATURE_WINDOW_SECONDS - 60)
+            uow.commit()
+        if not first:
+            log.warning("ignored a replayed Slack request", extra={"slack_timestamp": timestamp})
+            return BoltResponse(status=200, body="")
+        next()
+        return None
+
+    def _purge_due(self, now: float) -> bool:
+        with self._lock:
+            if now < self._next_purge:
+                return False
+            self._next_purge = now + self._purge_every
+            return True
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
 
 
 def mark_verified(context: BoltContext, next: Callable[[], None]) -> None:

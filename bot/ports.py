@@ -228,6 +228,8 @@ class RequestRepository(Protocol):
 
     def release(self, request_id: str, *, owner: str) -> None: ...
 
+    def release_all(self, *, owner: str) -> int: ...
+
 
 class DueWork(StrEnum):
     """The timers the scheduler's sweep serves."""
@@ -302,6 +304,8 @@ class Outbox(Protocol):
         lease: timedelta,
         limit: int = 100,
     ) -> list[PendingNotification]: ...
+
+    def release_all(self, *, owner: str) -> int: ...
 
 
 class ReplayCache(Protocol):

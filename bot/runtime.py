@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import signal
 import ssl
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-import waitress
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry
 from slack_bolt import App
@@ -38,7 +41,7 @@ from handlers import register_handlers
 from handlers.context import SlackDeps
 from handlers.directory import SlackWebDirectory
 from handlers.errors import explain
-from handlers.http import WSGIApp, make_http_app, waitress_options
+from handlers.http import BackgroundHttpServer, WSGIApp, make_http_app
 from handlers.middleware import ContextPreservingExecutor, observe_slack_calls
 from handlers.notifier import SlackNotifier
 from storage.database import (
@@ -50,6 +53,8 @@ from storage.database import (
     upgrade,
 )
 from storage.unit_of_work import SqlUnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 def load_policy(settings: Settings) -> PolicyFile:
@@ -168,12 +173,27 @@ class SlackRuntime:
             return {"ok": False, "database": "unreachable"}
         return {"ok": True, "database": "ok"}
 
-    def close(self) -> None:
-        """Let in-flight listeners finish (they may still be telling Slack), then let go."""
-        self.listeners.shutdown(wait=True)
-        for close in self.closers:
-            close()
+    def close(self, timeout: float | None = None) -> bool:
+        """Let in-flight listeners finish (they may still be telling Slack), then let go.
+
+        With a ``timeout`` (seconds), gives up waiting after it and returns False; the engine
+        is disposed either way."""
+
+        def finish() -> None:
+            self.listeners.shutdown(wait=True)
+            for close in self.closers:
+                close()
+
+        finished = True
+        if timeout is None:
+            finish()
+        else:
+            closing = threading.Thread(target=finish, name="pimbot-close", daemon=True)
+            closing.start()
+            closing.join(timeout)
+            finished = not closing.is_alive()
         self.engine.dispose()
+        return finished
 
 
 def build_web_client(settings: Settings) -> WebClient:
@@ -287,6 +307,7 @@ def build_slack_runtime(
         ports=replace(ports, pim=pim_reads.fresh()),
         pending_timeout=settings.pending_timeout,
         nudge_after=settings.approver_nudge_after,
+        lease=settings.sweep_lease,
         observer=metrics.sweeps,
     )
     return SlackRuntime(
@@ -335,19 +356,120 @@ def start_timers(runtime: SlackRuntime, settings: Settings) -> BackgroundSchedul
     return scheduler
 
 
-def serve_http(runtime: SlackRuntime, *, host: str, port: int) -> None:
-    """Serve until interrupted: waitress's threads keep each ack off the slow paths."""
-    waitress.serve(
-        runtime.http_app(),
-        host=host,
-        port=port,
-        threads=16,
-        ident="pimbot",
-        **waitress_options(runtime.settings.max_request_bytes),
+def http_servers(
+    runtime: SlackRuntime, settings: Settings, *, port: int | None = None
+) -> list[BackgroundHttpServer]:
+    """Slack's endpoint on PIMBOT_HOST:PIMBOT_PORT; /healthz and /metrics there too, or only
+    on PIMBOT_METRICS_PORT when it is set (so they need not be exposed with the endpoint)."""
+    separate = settings.metrics_port is not None
+    servers = [
+        BackgroundHttpServer(
+            runtime.http_app(ops=not separate),
+            host=settings.host,
+            port=port or settings.port,
+            threads=16,
+            max_body=settings.max_request_bytes,
+        )
+    ]
+    if settings.metrics_port is not None:
+        servers.append(
+            BackgroundHttpServer(
+                runtime.http_app(events=False),
+                host=settings.metrics_host or settings.host,
+                port=settings.metrics_port,
+                threads=4,
+                max_body=settings.max_request_bytes,
+            )
+        )
+    return servers
+
+
+def run_until_stopped(
+    runtime: SlackRuntime,
+    settings: Settings,
+    *,
+    port: int | None = None,
+    announce: Callable[[str], None] = print,
+) -> int:
+    """``pimbot run``: serve until SIGTERM or SIGINT, then shut down cleanly; the exit code.
+
+    In a container pimbot is PID 1: without its own handler SIGTERM does nothing and every
+    ``docker stop`` or rolling deploy waits out its grace period, then kills. On a signal:
+    stop taking new work (HTTP listeners stop accepting, Socket Mode disconnects, the sweep
+    claims nothing more), let work in flight finish within PIMBOT_SHUTDOWN_GRACE (requests
+    being answered, listeners, the row the sweep is on), release every lease this replica
+    holds so another takes its rows at once, dispose of the engine. 0 when all of it finished
+    in time; 1 when the grace ran out with work still running (it is cut off, and what it
+    held is picked up by another replica or after a restart: the outbox and the leases).
+    """
+    stop = threading.Event()
+    received: list[str] = []
+
+    def on_signal(number: int, _frame: object) -> None:
+        received.append(signal.Signals(number).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    scheduler = start_timers(runtime, settings)
+    servers: list[BackgroundHttpServer] = []
+    socket_mode: SocketModeHandler | None = None
+    try:
+        if settings.socket_mode:
+            assert settings.slack_app_token is not None
+            socket_mode = SocketModeHandler(
+                runtime.app, settings.slack_app_token.get_secret_value()
+            )
+            socket_mode.connect()  # type: ignore[no-untyped-call]
+            announce("pimbot: Socket Mode")
+        else:
+            servers = [server.start() for server in http_servers(runtime, settings, port=port)]
+            announce(_describe_http(servers, settings))
+        stop.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log.info("shutting down", extra={"signal": received[0] if received else None})
+    return _shut_down(runtime, settings, scheduler, servers, socket_mode)
+
+
+def _shut_down(
+    runtime: SlackRuntime,
+    settings: Settings,
+    scheduler: BackgroundScheduler,
+    servers: list[BackgroundHttpServer],
+    socket_mode: SocketModeHandler | None,
+) -> int:
+    deadline = time.monotonic() + settings.shutdown_grace.total_seconds()
+
+    def left() -> float:
+        return max(deadline - time.monotonic(), 0.0)
+
+    runtime.sweeper.stop()
+    scheduler.shutdown(wait=False)
+    if socket_mode is not None:
+        socket_mode.close()  # type: ignore[no-untyped-call]
+    for server in servers:
+        server.stop(grace=left())
+    swept = runtime.sweeper.wait_idle(left())
+    try:
+        released = runtime.sweeper.release_leases()
+    except SQLAlchemyError:
+        log.exception("could not release this replica's leases; they run out by themselves")
+        released = 0
+    closed = runtime.close(timeout=left())
+    clean = swept and closed
+    if clean:
+        log.info("stopped cleanly", extra={"leases_released": released})
+        return 0
+    log.warning(
+        "shutdown grace ran out with work still running",
+        extra={"sweep_finished": swept, "listeners_finished": closed},
     )
+    return 1
 
 
-def serve_socket_mode(runtime: SlackRuntime, settings: Settings) -> None:
-    assert settings.slack_app_token is not None
-    handler = SocketModeHandler(runtime.app, settings.slack_app_token.get_secret_value())
-    handler.start()  # type: ignore[no-untyped-call]
+def _describe_http(servers: list[BackgroundHttpServer], settings: Settings) -> str:
+    main = f"pimbot: HTTP on {servers[0].url} (POST /slack/events"
+    if len(servers) == 1:
+        return main + ", GET /healthz, GET /metrics)"
+    return main + f"); GET /healthz, GET /metrics on {servers[1].url}"

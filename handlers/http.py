@@ -175,9 +175,15 @@ class BackgroundHttpServer:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting connections, let requests being served finish (up to ``grace``
+        seconds), then close the listener and every open connection."""
         self._stopping = True
-        self._server.task_dispatcher.shutdown()
+        # Not accepting: new connections wait in the kernel's backlog and are reset at close,
+        # while the loop keeps flushing the answers of requests already being served.
+        self._server.accepting = False
+        self._server.trigger.pull_trigger()
+        self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=grace)
         self._server.close()
         self._thread.join(timeout=5)
         # Closing the listener leaves accepted keep-alive connections open; close them too

@@ -182,6 +182,16 @@ class SqlRequestRepository:
             .execution_options(synchronize_session=False)
         )
 
+    def release_all(self, *, owner: str) -> int:
+        """Let go of every row this owner holds (a replica shutting down)."""
+        result = self._session.execute(
+            update(RequestRow)
+            .where(RequestRow.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
     # --- internals ----------------------------------------------------------------------------
 
     def _select(self, statement: object) -> list[ElevationRequest]:
@@ -247,6 +257,16 @@ class SqlOutbox:
             .values(delivered_at=at, lease_owner=None, lease_until=None)
             .execution_options(synchronize_session=False)
         )
+
+    def release_all(self, *, owner: str) -> int:
+        """Let go of every undelivered notification this owner holds (a replica shutting down)."""
+        result = self._session.execute(
+            update(NotificationRow)
+            .where(NotificationRow.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     def claim_undelivered(
         self,

@@ -200,6 +200,10 @@ def build_web_client(settings: Settings) -> WebClient:
     """Slack's Web API client: base URL, CA bundle and proxy from settings, 429s retried
     after Slack's Retry-After (those retries sleep, so they only ever run after the ack)."""
     assert settings.slack_bot_token is not None
+    # What Slack's clients trust (this WebClient and the Socket Mode websocket, which reuses
+    # its SSL context): PIMBOT_CA_BUNDLE alone when set; otherwise Python's default context,
+    # the OS store, which OpenSSL lets SSL_CERT_FILE / SSL_CERT_DIR replace. Graph and msal
+    # trust differently when PIMBOT_CA_BUNDLE is unset: see bot.graph.transport.tls_context.
     context = ssl.create_default_context(
         cafile=str(settings.ca_bundle) if settings.ca_bundle else None
     )

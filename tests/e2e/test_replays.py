@@ -6,6 +6,7 @@ a second pimbot sharing that database stands in for another replica.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -87,3 +88,32 @@ def test_old_entries_are_purged(stack: Stack, uow_factory: Callable[[], SqlUnitO
     with uow_factory() as uow:
         assert uow.replays.remember(old, "v0=old", seen_at)  # gone, so new again
         assert not uow.replays.remember(int(now), "v0=new", seen_at)  # still inside the window
+
+
+def test_replicas_racing_on_one_request_let_exactly_one_through(
+    uow_factory: Callable[[], SqlUnitOfWork],
+) -> None:
+    """N replicas recording the same (timestamp, signature) at the same moment: one wins,
+    none errors (INSERT ... ON CONFLICT DO NOTHING)."""
+    now = int(time.time())
+    start = threading.Barrier(8)
+    results: list[bool] = []
+    errors: list[BaseException] = []
+
+    def replica() -> None:
+        try:
+            start.wait()
+            with uow_factory() as uow:
+                first = uow.replays.remember(now, "v0=" + "a" * 64, datetime.now(UTC))
+                uow.commit()
+            results.append(first)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=replica) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(results) == [False] * 7 + [True]

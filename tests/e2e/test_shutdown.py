@@ -14,10 +14,12 @@ import signal
 import subprocess
 import threading
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from bot.elevation import Person, RequestStatus
@@ -26,7 +28,7 @@ from bot.stand_ins.graph_emulator import Faults, GraphEmulator, default_tenant
 from bot.stand_ins.graph_emulator.faults import FaultDecision
 from bot.stand_ins.slack_signing import SlackSender
 from storage.tables import NotificationRow, RequestRow
-from tests.e2e.conftest import ADA, APPROVALS, GRACE, PRA
+from tests.e2e.conftest import ADA, APPROVALS, GRACE, PRA, Stack
 from tests.e2e.test_restart import (
     REMINDER_TEXT,
     Db,
@@ -38,6 +40,8 @@ from tests.e2e.test_restart import (
     _stand_ins,
     _wait,
 )
+
+pytestmark = pytest.mark.slow
 
 EXIT_BOUND = 25.0  # seconds from the signal to the exit (the grace is 20 s; work takes ~1 s)
 SLOW_ANSWER = 1.0  # how long the Graph answer the signal lands in takes
@@ -227,3 +231,9 @@ def _request(sender: SlackSender, slack: FakeSlack) -> None:
         view = slack.latest_view(ADA)
     values = {"role": PRA, "duration": "PT1H", "reason": "Rotate the emergency access keys"}
     assert sender.submit_view(view, values, user=ADA).status_code == 200
+
+
+def test_the_sweep_lease_is_a_setting(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(PIMBOT_SWEEP_LEASE="30s", PIMBOT_SHUTDOWN_GRACE="5s")
+    assert stack.runtime.sweeper.lease == timedelta(seconds=30)
+    assert stack.runtime.settings.shutdown_grace == timedelta(seconds=5)

@@ -133,11 +133,13 @@ class Settings(BaseModel):
             raise ValueError(f"{value!r} is not an http(s) URL")
         return value
 
-    @field_validator("azure_authority_host", "graph_url", "slack_api_url")
+    @field_validator("azure_authority_host", "graph_url", "slack_api_url", "public_url")
     @classmethod
-    def _https_unless_loopback(cls, value: str) -> str:
-        # Tokens, client assertions and approvals travel on these: plain HTTP only to this
-        # machine (the local stand-ins), never across a network.
+    def _https_unless_loopback(cls, value: str | None) -> str | None:
+        # Tokens, client assertions, approvals (and, for the public URL, sign-in codes) travel
+        # on these: plain HTTP only to this machine (the local stand-ins), never a network.
+        if value is None:
+            return value
         parts = urlsplit(value)
         if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
             raise ValueError(
@@ -187,6 +189,11 @@ class Settings(BaseModel):
             problems.extend(_describe(exc, values))
             raise ConfigurationError(problems) from None
         problems.extend(settings._file_problems())
+        if settings.metrics_host is not None and settings.metrics_port is None:
+            problems.append(
+                "environment: PIMBOT_METRICS_HOST is set but PIMBOT_METRICS_PORT is not "
+                "(the metrics host applies to the separate metrics port only)"
+            )
         if settings.metrics_port is not None and settings.metrics_port == settings.port:
             problems.append(
                 "environment: PIMBOT_METRICS_PORT must differ from PIMBOT_PORT "

@@ -57,7 +57,8 @@ def test_without_a_metrics_port_everything_is_on_the_main_port(stack: Stack) -> 
 
 
 @pytest.mark.parametrize(
-    "name", ["PIMBOT_GRAPH_URL", "PIMBOT_SLACK_API_URL", "AZURE_AUTHORITY_HOST"]
+    "name",
+    ["PIMBOT_GRAPH_URL", "PIMBOT_SLACK_API_URL", "AZURE_AUTHORITY_HOST", "PIMBOT_PUBLIC_URL"],
 )
 def test_plain_http_endpoints_are_refused_beyond_loopback(name: str) -> None:
     with pytest.raises(ConfigurationError) as refused:
@@ -83,3 +84,8 @@ def test_loopback_is_loopback_only() -> None:
 def test_the_metrics_port_must_differ_from_the_main_one() -> None:
     with pytest.raises(ConfigurationError, match="PIMBOT_METRICS_PORT"):
         Settings.from_env({"PIMBOT_PORT": "3000", "PIMBOT_METRICS_PORT": "3000"})
+
+
+def test_a_metrics_host_needs_a_metrics_port() -> None:
+    with pytest.raises(ConfigurationError, match="PIMBOT_METRICS_HOST"):
+        Settings.from_env({"PIMBOT_METRICS_HOST": "127.0.0.1"})

@@ -57,7 +57,8 @@ def emulator() -> Iterator[GraphEmulator]:
 @pytest.fixture
 def http(emulator: GraphEmulator) -> Iterator[httpx.Client]:
     # trust_env=False: no proxy or CA-bundle variables of this machine may get in the way.
-    with httpx.Client(verify=emulator.client_ssl_context(), trust_env=False, timeout=10) as client:
+    with httpx.Client(verify=emulator.client_ssl_context(), trust_env=False,
+                      timeout=10) as client:
         yield client
 
 
@@ -67,12 +68,9 @@ def app_token(emulator: GraphEmulator, http: httpx.Client) -> str:
     env = emulator.env()
     response = http.post(
         f"{emulator.authority_host}/{env['AZURE_TENANT_ID']}/oauth2/v2.0/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": env["AZURE_CLIENT_ID"],
-            "client_secret": env["AZURE_CLIENT_SECRET"],
-            "scope": "https://graph.microsoft.com/.default",
-        },
+        data={"grant_type": "client_credentials", "client_id": env["AZURE_CLIENT_ID"],
+              "client_secret": env["AZURE_CLIENT_SECRET"],
+              "scope": "https://graph.microsoft.com/.default"},
     )
     assert response.status_code == 200, response.text
     return str(response.json()["access_token"])
@@ -83,33 +81,19 @@ def graph(emulator: GraphEmulator, http: httpx.Client, app_token: str) -> Graph:
     return Graph(emulator, http, app_token)
 
 
-def activation(
-    action: str,
-    principal: str,
-    role: str,
-    *,
-    duration: str | None = "PT1H",
-    justification: str | None = "incident 42",
-    ticket: str | None = None,
-    start: str | None = None,
-) -> dict[str, Any]:
+def activation(action: str, principal: str, role: str, *, duration: str | None = "PT1H",
+               justification: str | None = "incident 42", ticket: str | None = None,
+               start: str | None = None) -> dict[str, Any]:
     """A roleAssignmentScheduleRequests body the way pimbot's client would send it."""
-    body: dict[str, Any] = {
-        "action": action,
-        "principalId": principal,
-        "roleDefinitionId": role,
-        "directoryScopeId": "/",
-    }
+    body: dict[str, Any] = {"action": action, "principalId": principal,
+                            "roleDefinitionId": role, "directoryScopeId": "/"}
     if justification is not None:
         body["justification"] = justification
     if ticket is not None:
         body["ticketInfo"] = {"ticketNumber": ticket, "ticketSystem": "Jira"}
     if duration is not None or start is not None:
-        schedule: dict[str, Any] = {
-            "expiration": {"type": "afterDuration", "duration": duration}
-            if duration
-            else {"type": "noExpiration"}
-        }
+        schedule: dict[str, Any] = {"expiration": {"type": "afterDuration", "duration": duration}
+                                    if duration else {"type": "noExpiration"}}
         if start is not None:
             schedule["startDateTime"] = start
         body["scheduleInfo"] = schedule

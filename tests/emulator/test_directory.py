@@ -21,25 +21,13 @@ def test_user_by_id_or_upn(graph: Graph, path: str) -> None:
     assert body["id"] == ADA
     assert body["@odata.context"].endswith("/v1.0/$metadata#users/$entity")
     assert set(body) == {
-        "@odata.context",
-        "businessPhones",
-        "displayName",
-        "givenName",
-        "jobTitle",
-        "mail",
-        "mobilePhone",
-        "officeLocation",
-        "preferredLanguage",
-        "surname",
-        "userPrincipalName",
-        "id",
-    }
+        "@odata.context", "businessPhones", "displayName", "givenName", "jobTitle", "mail",
+        "mobilePhone", "officeLocation", "preferredLanguage", "surname", "userPrincipalName", "id"}
 
 
 def test_guest_upn_with_encoded_hash(graph: Graph) -> None:
-    body = graph.get(
-        "/users/marie_partner.example%23EXT%23@contoso.example?$select=id,userType,mail"
-    ).json()
+    body = graph.get("/users/marie_partner.example%23EXT%23@contoso.example?"
+                     "$select=id,userType,mail").json()
     assert body["userType"] == "Guest" and body["mail"] == "marie@partner.example"
     assert set(body) == {"@odata.context", "id", "userType", "mail"}
     assert body["@odata.context"].endswith("$metadata#users(id,userType,mail)/$entity")
@@ -48,10 +36,8 @@ def test_guest_upn_with_encoded_hash(graph: Graph) -> None:
 def test_unknown_user_is_404_with_graph_message(graph: Graph) -> None:
     status, code, message = error_of(graph.get("/users/nobody@contoso.example"))
     assert (status, code) == (404, "Request_ResourceNotFound")
-    assert message == (
-        "Resource 'nobody@contoso.example' does not exist or one of its queried "
-        "reference-property objects are not present."
-    )
+    assert message == ("Resource 'nobody@contoso.example' does not exist or one of its queried "
+                       "reference-property objects are not present.")
 
 
 @pytest.mark.parametrize(
@@ -72,9 +58,7 @@ def test_users_by_filter(graph: Graph, expression: str, expected: list[str]) -> 
 
 def test_unparsable_filter_is_400(graph: Graph) -> None:
     assert error_of(graph.get("/users", params={"$filter": "mail startswith 'a'"}))[:2] == (
-        400,
-        "BadRequest",
-    )
+        400, "BadRequest")
 
 
 def test_group_members_page_through_next_links(graph: Graph) -> None:

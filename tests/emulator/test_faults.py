@@ -72,20 +72,16 @@ def test_latency_does_not_serialize_concurrent_requests(graph: Graph) -> None:
     assert elapsed < 3.0, f"100 requests with 0.3 s latency took {elapsed:.1f} s"
 
 
-def test_faults_and_clock_over_http(
-    emulator: GraphEmulator, http: httpx.Client, graph: Graph
-) -> None:
-    knobs = http.post(
-        f"{emulator.url}/_emulator/faults",
-        json={"throttle_next": 1, "retry_after": "2", "latency": 0.01},
-    ).json()
+def test_faults_and_clock_over_http(emulator: GraphEmulator, http: httpx.Client,
+                                    graph: Graph) -> None:
+    knobs = http.post(f"{emulator.url}/_emulator/faults",
+                      json={"throttle_next": 1, "retry_after": "2", "latency": 0.01}).json()
     assert knobs["throttle_next"] == 1 and knobs["latency"] == 0.01
     response = graph.get(USER)
     assert (response.status_code, response.headers["Retry-After"]) == (429, "2")
     assert http.post(f"{emulator.url}/_emulator/faults", json={"bogus": 1}).status_code == 400
-    assert (
-        http.post(f"{emulator.url}/_emulator/faults", json={"reset": True}).json()["latency"] == 0.0
-    )
+    assert http.post(f"{emulator.url}/_emulator/faults", json={"reset": True}).json()[
+        "latency"] == 0.0
 
     before = emulator.clock.now()
     moved = http.post(f"{emulator.url}/_emulator/clock", json={"advance_seconds": 600}).json()

@@ -41,7 +41,8 @@ def _all_pages(graph: Graph, path: str) -> list[dict[str, object]]:
     return items
 
 
-def _as_user(graph: Graph, user: str, *, mfa: bool = False, acrs: tuple[str, ...] = ()) -> Graph:
+def _as_user(graph: Graph, user: str, *, mfa: bool = False, acrs: tuple[str, ...] = ()
+             ) -> Graph:
     return graph.as_token(graph.emulator.mint_token(user=user, mfa=mfa, acrs=acrs))
 
 
@@ -55,11 +56,7 @@ def _in(minutes: int, emulator: GraphEmulator) -> str:
 def test_direct_eligibility_by_user_excludes_group_eligibility(graph: Graph) -> None:
     items = _all_pages(graph, f"{ELIGIBLE}?$filter=principalId eq '{ADA}'&$expand=roleDefinition")
     assert {i["roleDefinitionId"] for i in items} == {
-        EXCHANGE_ADMIN,
-        PRIVILEGED_ROLE_ADMIN,
-        GLOBAL_ADMIN,
-        SECURITY_ADMIN,
-    }
+        EXCHANGE_ADMIN, PRIVILEGED_ROLE_ADMIN, GLOBAL_ADMIN, SECURITY_ADMIN}
     assert all(i["memberType"] == "Direct" and str(i["id"]).endswith("-1-e") for i in items)
     assert {i["roleDefinition"]["displayName"] for i in items} >= {"Exchange Administrator"}
 
@@ -69,14 +66,12 @@ def test_group_eligibility_is_listed_under_the_group(graph: Graph) -> None:
     assert [g["id"] for g in groups if g["isAssignableToRole"]] == [SECOPS_GROUP]
     items = _all_pages(graph, f"{ELIGIBLE}?$filter=principalId eq '{SECOPS_GROUP}'")
     assert [(i["roleDefinitionId"], i["memberType"]) for i in items] == [
-        (SECURITY_READER, "Direct")
-    ]
+        (SECURITY_READER, "Direct")]
 
 
 def test_a_member_of_an_eligible_group_may_activate_with_their_own_id(graph: Graph) -> None:
     response = _as_user(graph, "ada@contoso.example").post(
-        REQUESTS, activation("selfActivate", ADA, SECURITY_READER, justification=None)
-    )
+        REQUESTS, activation("selfActivate", ADA, SECURITY_READER, justification=None))
     assert response.status_code == 201, response.text
     assert response.json()["status"] == "Provisioned"
 
@@ -91,14 +86,11 @@ def test_eligibility_ends_with_its_schedule() -> None:
         path = f"{ELIGIBLE}?$filter=principalId eq '{ALAN}'"
         [until_2030] = _all_pages(graph, path)
         assert (until_2030["roleDefinitionId"], until_2030["endDateTime"]) == (
-            USER_ADMIN,
-            "2030-01-01T00:00:00Z",
-        )
+            USER_ADMIN, "2030-01-01T00:00:00Z")
         emulator.advance_clock(3600)
         assert _all_pages(graph, path) == []
         response = _as_user(graph, "alan@contoso.example").post(
-            REQUESTS, activation("selfActivate", ALAN, USER_ADMIN)
-        )
+            REQUESTS, activation("selfActivate", ALAN, USER_ADMIN))
         assert error_of(response)[2].endswith('["EligibilityRule"]')
 
 
@@ -113,22 +105,16 @@ def test_filter_by_current_user_needs_a_delegated_token(graph: Graph) -> None:
 
 
 def test_admin_assignment_appears_then_expires_with_emulator_time(graph: Graph) -> None:
-    response = graph.post(
-        REQUESTS, activation("adminAssign", ADA, SECURITY_READER, duration="PT30M")
-    )
+    response = graph.post(REQUESTS, activation("adminAssign", ADA, SECURITY_READER,
+                                               duration="PT30M"))
     assert response.status_code == 201, response.text
     created = response.json()
     assert created["status"] == "Provisioned" and created["id"] == created["targetScheduleId"]
     assert created["scheduleInfo"]["expiration"] == {
-        "type": "afterDuration",
-        "endDateTime": None,
-        "duration": "PT30M",
-    }
+        "type": "afterDuration", "endDateTime": None, "duration": "PT30M"}
     assert created["createdBy"]["application"]["id"] == graph.emulator.tenant.app.client_id
-    active = _all_pages(
-        graph,
-        f"{ACTIVE}?$filter=principalId eq '{ADA}' and roleDefinitionId eq '{SECURITY_READER}'",
-    )
+    active = _all_pages(graph, f"{ACTIVE}?$filter=principalId eq '{ADA}' and "
+                               f"roleDefinitionId eq '{SECURITY_READER}'")
     assert len(active) == 1
     assert active[0]["assignmentType"] == "Assigned" and active[0]["endDateTime"] is not None
     assert active[0]["roleAssignmentScheduleId"] == created["id"]
@@ -143,9 +129,7 @@ def test_admin_assignment_appears_then_expires_with_emulator_time(graph: Graph) 
 def test_permanent_assignments_have_no_start_or_end(graph: Graph) -> None:
     active = _all_pages(graph, f"{ACTIVE}?$filter=principalId eq '{GRACE}'")
     assert {(i["roleDefinitionId"], i["startDateTime"], i["endDateTime"]) for i in active} == {
-        (PRIVILEGED_ROLE_ADMIN, None, None),
-        (USER_ADMIN, None, None),
-    }
+        (PRIVILEGED_ROLE_ADMIN, None, None), (USER_ADMIN, None, None)}
 
 
 def test_pascal_case_action_is_echoed_and_expiration_type_comes_back_camel_case(
@@ -163,19 +147,14 @@ def test_remove_revokes_after_five_minutes_only(graph: Graph) -> None:
     graph.post(REQUESTS, activation("adminAssign", ADA, SECURITY_READER))
     remove = activation("adminRemove", ADA, SECURITY_READER, duration=None, justification=None)
     assert error_of(graph.post(REQUESTS, remove)) == (
-        400,
-        "ActiveDurationTooShort",
-        "The Active duration is too short. Miniumum Required is 5 minutes.",
-    )
+        400, "ActiveDurationTooShort",
+        "The Active duration is too short. Miniumum Required is 5 minutes.")
     graph.emulator.advance_clock(5 * 60)
     revoked = graph.post(REQUESTS, remove)
     assert revoked.status_code == 201 and revoked.json()["status"] == "Revoked"
     assert graph.emulator.state.active_assignments(ADA) == []
     assert error_of(graph.post(REQUESTS, remove)) == (
-        400,
-        "RoleAssignmentDoesNotExist",
-        "The Role assignment does not exist.",
-    )
+        400, "RoleAssignmentDoesNotExist", "The Role assignment does not exist.")
 
 
 def test_a_second_activation_is_refused_while_one_is_active(graph: Graph) -> None:
@@ -183,10 +162,7 @@ def test_a_second_activation_is_refused_while_one_is_active(graph: Graph) -> Non
     body = activation("selfActivate", ADA, EXCHANGE_ADMIN, ticket="INC-1")
     assert ada.post(REQUESTS, body).status_code == 201
     assert error_of(ada.post(REQUESTS, body)) == (
-        400,
-        "RoleAssignmentExists",
-        "The Role assignment already exists.",
-    )
+        400, "RoleAssignmentExists", "The Role assignment already exists.")
 
 
 def test_future_start_is_granted_then_active_and_cancel_only_while_granted(graph: Graph) -> None:
@@ -200,9 +176,8 @@ def test_future_start_is_granted_then_active_and_cancel_only_while_granted(graph
     status, code, _ = error_of(graph.post(f"{REQUESTS}/{created['id']}/cancel"))
     assert status == 400
 
-    other = graph.post(
-        REQUESTS, activation("adminAssign", ALAN, SECURITY_READER, start=_in(30, graph.emulator))
-    ).json()
+    other = graph.post(REQUESTS, activation("adminAssign", ALAN, SECURITY_READER,
+                                            start=_in(30, graph.emulator))).json()
     cancel = graph.post(f"{REQUESTS}/{other['id']}/cancel")
     assert cancel.status_code == 204 and cancel.content == b""
     assert graph.get(f"{REQUESTS}/{other['id']}").json()["status"] == "Canceled"
@@ -216,9 +191,8 @@ def test_approval_required_roles_wait_for_a_pim_approver(graph: Graph) -> None:
     assert created["status"] == "PendingApprovalProvisioning"
     assert created["approvalId"] == created["id"]
     assert graph.emulator.state.active_assignments(ADA) == []
-    decided = graph.client.post(
-        f"{graph.emulator.url}/_emulator/approvals/{created['id']}", json={"decision": "approve"}
-    )
+    decided = graph.client.post(f"{graph.emulator.url}/_emulator/approvals/{created['id']}",
+                                json={"decision": "approve"})
     assert decided.json()["status"] == "Provisioned"
     instances = graph.emulator.state.active_assignments(ADA)
     assert [i["assignmentType"] for i in instances] == ["Activated"]
@@ -228,9 +202,7 @@ def test_approval_required_roles_wait_for_a_pim_approver(graph: Graph) -> None:
 
 def test_get_unknown_request_is_404(graph: Graph) -> None:
     assert error_of(graph.get(f"{REQUESTS}/00000000-0000-0000-0000-000000000000"))[:2] == (
-        404,
-        "Request_ResourceNotFound",
-    )
+        404, "Request_ResourceNotFound")
 
 
 # --- enforcement ------------------------------------------------------------------------------
@@ -239,38 +211,24 @@ def test_get_unknown_request_is_404(graph: Graph) -> None:
 @pytest.mark.parametrize(
     ("user", "body", "rules"),
     [
-        (
-            "grace@contoso.example",
-            activation("selfActivate", GRACE, EXCHANGE_ADMIN, ticket="T-1"),
-            ["EligibilityRule"],
-        ),
-        (
-            "ada@contoso.example",
-            activation("selfActivate", ADA, EXCHANGE_ADMIN, duration="PT3H", ticket="T-1"),
-            ["ExpirationRule"],
-        ),
-        (
-            "ada@contoso.example",
-            activation("selfActivate", ADA, EXCHANGE_ADMIN, duration=None, ticket="T-1"),
-            ["ExpirationRule"],
-        ),
-        (
-            "ada@contoso.example",
-            activation("selfActivate", ADA, EXCHANGE_ADMIN, ticket="T-1", justification=" "),
-            ["JustificationRule"],
-        ),
-        ("ada@contoso.example", activation("selfActivate", ADA, EXCHANGE_ADMIN), ["TicketingRule"]),
+        ("grace@contoso.example", activation("selfActivate", GRACE, EXCHANGE_ADMIN,
+                                             ticket="T-1"), ["EligibilityRule"]),
+        ("ada@contoso.example", activation("selfActivate", ADA, EXCHANGE_ADMIN, duration="PT3H",
+                                           ticket="T-1"), ["ExpirationRule"]),
+        ("ada@contoso.example", activation("selfActivate", ADA, EXCHANGE_ADMIN, duration=None,
+                                           ticket="T-1"), ["ExpirationRule"]),
+        ("ada@contoso.example", activation("selfActivate", ADA, EXCHANGE_ADMIN, ticket="T-1",
+                                           justification=" "), ["JustificationRule"]),
+        ("ada@contoso.example", activation("selfActivate", ADA, EXCHANGE_ADMIN),
+         ["TicketingRule"]),
         ("ada@contoso.example", activation("selfActivate", ADA, GLOBAL_ADMIN), ["MfaRule"]),
-        (
-            "grace@contoso.example",
-            activation("selfActivate", GRACE, EXCHANGE_ADMIN, duration="PT9H", justification=None),
-            ["EligibilityRule", "ExpirationRule", "JustificationRule", "TicketingRule"],
-        ),
+        ("grace@contoso.example", activation("selfActivate", GRACE, EXCHANGE_ADMIN,
+                                             duration="PT9H", justification=None),
+         ["EligibilityRule", "ExpirationRule", "JustificationRule", "TicketingRule"]),
     ],
 )
-def test_policy_validation_failures(
-    graph: Graph, user: str, body: dict[str, object], rules: list[str]
-) -> None:
+def test_policy_validation_failures(graph: Graph, user: str, body: dict[str, object],
+                                    rules: list[str]) -> None:
     response = _as_user(graph, user).post(REQUESTS, body)
     expected = "The following policy rules failed: [" + ",".join(f'"{r}"' for r in rules) + "]"
     assert error_of(response) == (400, "RoleAssignmentRequestPolicyValidationFailed", expected)
@@ -279,12 +237,10 @@ def test_policy_validation_failures(
 def test_the_newer_policy_message_format_is_selectable(graph: Graph) -> None:
     graph.emulator.faults.policy_message_format = "described"
     response = _as_user(graph, "ada@contoso.example").post(
-        REQUESTS, activation("selfActivate", ADA, EXCHANGE_ADMIN, justification=None)
-    )
+        REQUESTS, activation("selfActivate", ADA, EXCHANGE_ADMIN, justification=None))
     assert error_of(response)[2] == (
         "The following policy rules failed: JustificationRule - Justification is required, "
-        "TicketingRule - Ticket information is required"
-    )
+        "TicketingRule - Ticket information is required")
 
 
 def test_mfa_is_satisfied_only_by_a_user_token_with_mfa(graph: Graph) -> None:
@@ -299,18 +255,15 @@ def test_authentication_context_failure_carries_the_claims_challenge(graph: Grap
     assert (status, code) == (400, "RoleAssignmentRequestAcrsValidationFailed")
     encoded = message.split("&claims=", 1)[1]
     assert urllib.parse.unquote(encoded) == (
-        '{"access_token":{"acrs":{"essential":true, "value":"c1"}}}'
-    )
+        '{"access_token":{"acrs":{"essential":true, "value":"c1"}}}')
     satisfied = _as_user(graph, "ada@contoso.example", acrs=("c1",)).post(REQUESTS, body)
     assert satisfied.status_code == 201
 
 
 def test_admin_assign_applies_the_admin_rules_not_eligibility(graph: Graph) -> None:
     # Grace is not eligible for Exchange Administrator; an admin may still assign it.
-    assert (
-        graph.post(REQUESTS, activation("adminAssign", GRACE, EXCHANGE_ADMIN)).json()["status"]
-        == "Provisioned"
-    )
+    assert graph.post(REQUESTS, activation("adminAssign", GRACE, EXCHANGE_ADMIN)).json()[
+        "status"] == "Provisioned"
     no_reason = activation("adminAssign", ALAN, EXCHANGE_ADMIN, justification=None)
     assert error_of(graph.post(REQUESTS, no_reason))[2].endswith('["JustificationRule"]')
     too_long = activation("adminAssign", ALAN, EXCHANGE_ADMIN, duration="P181D")
@@ -330,12 +283,10 @@ def test_malformed_bodies_are_400(graph: Graph) -> None:
 def test_policy_assignment_expands_the_seventeen_rules(graph: Graph) -> None:
     response = graph.get(
         f"{POLICIES}?$filter=scopeId eq '/' and scopeType eq 'DirectoryRole' and "
-        f"roleDefinitionId eq '{PRIVILEGED_ROLE_ADMIN}'&$expand=policy($expand=rules)"
-    )
+        f"roleDefinitionId eq '{PRIVILEGED_ROLE_ADMIN}'&$expand=policy($expand=rules)")
     body = response.json()
     assert body["@odata.context"].endswith(
-        "$metadata#policies/roleManagementPolicyAssignments(policy(rules()))"
-    )
+        "$metadata#policies/roleManagementPolicyAssignments(policy(rules()))")
     [assignment] = body["value"]
     assert assignment["id"] == f"{assignment['policyId']}_{PRIVILEGED_ROLE_ADMIN}"
     assert assignment["policyId"].startswith("DirectoryRole_")
@@ -344,15 +295,12 @@ def test_policy_assignment_expands_the_seventeen_rules(graph: Graph) -> None:
     assert sum(r["id"].startswith("Notification_") for r in rules.values()) == 9
     assert rules["Expiration_EndUser_Assignment"]["maximumDuration"] == "PT4H"
     assert rules["Enablement_EndUser_Assignment"]["@odata.type"] == (
-        "#microsoft.graph.unifiedRoleManagementPolicyEnablementRule"
-    )
+        "#microsoft.graph.unifiedRoleManagementPolicyEnablementRule")
     approval = rules["Approval_EndUser_Assignment"]["setting"]
     assert approval["isApprovalRequired"] is True
     approvers = approval["approvalStages"][0]["primaryApprovers"]
     assert [a["@odata.type"] for a in approvers] == [
-        "#microsoft.graph.singleUser",
-        "#microsoft.graph.groupMembers",
-    ]
+        "#microsoft.graph.singleUser", "#microsoft.graph.groupMembers"]
     assert approvers[0]["userId"] == GRACE
     assert all(r["target"]["operations"] == ["all"] for r in rules.values())
 
@@ -360,9 +308,8 @@ def test_policy_assignment_expands_the_seventeen_rules(graph: Graph) -> None:
 def test_policy_assignments_require_the_scope_filter(graph: Graph) -> None:
     assert error_of(graph.get(POLICIES))[:2] == (400, "BadRequest")
     assert graph.get(f"{POLICIES}?$filter=roleDefinitionId eq '{GLOBAL_ADMIN}'").status_code == 400
-    every_role = _all_pages(
-        graph, f"{POLICIES}?$filter=scopeId eq '/' and scopeType eq 'DirectoryRole'"
-    )
+    every_role = _all_pages(graph, f"{POLICIES}?$filter=scopeId eq '/' and scopeType eq "
+                                   "'DirectoryRole'")
     assert len(every_role) == len(graph.emulator.tenant.roles)
     assert "policy" not in every_role[0]
 
@@ -385,9 +332,8 @@ def test_instant_formats_are_graph_like(graph: Graph) -> None:
 
 def test_extend_moves_the_end_of_the_active_assignment(graph: Graph) -> None:
     graph.post(REQUESTS, activation("adminAssign", ADA, SECURITY_READER, duration="PT1H"))
-    extended = graph.post(
-        REQUESTS, activation("adminExtend", ADA, SECURITY_READER, duration="PT3H")
-    )
+    extended = graph.post(REQUESTS, activation("adminExtend", ADA, SECURITY_READER,
+                                               duration="PT3H"))
     assert extended.status_code == 201 and extended.json()["status"] == "Provisioned"
     [instance] = graph.emulator.state.active_assignments(ADA)
     start = datetime.fromisoformat(str(instance["startDateTime"]).replace("Z", "+00:00"))
@@ -399,9 +345,8 @@ def test_extend_moves_the_end_of_the_active_assignment(graph: Graph) -> None:
 
 def test_requests_list_filters_by_principal_and_status(graph: Graph) -> None:
     graph.post(REQUESTS, activation("adminAssign", ADA, SECURITY_READER))
-    graph.post(
-        REQUESTS, activation("adminAssign", ALAN, SECURITY_READER, start=_in(30, graph.emulator))
-    )
+    graph.post(REQUESTS, activation("adminAssign", ALAN, SECURITY_READER,
+                                    start=_in(30, graph.emulator)))
     granted = _all_pages(graph, f"{REQUESTS}?$filter=status eq 'Granted'")
     assert [r["principalId"] for r in granted] == [ALAN]
     mine = _all_pages(graph, f"{REQUESTS}?$filter=principalId eq '{ADA}'&$expand=roleDefinition")

@@ -77,9 +77,8 @@ def _unknown_properties(value: Any, where: str = "") -> list[str]:
 
 
 def test_request_parses_with_typed_action_status_and_schedule(graph: Graph) -> None:
-    response = graph.post(
-        REQUESTS, activation("adminAssign", ADA, SECURITY_READER, duration="PT1H30M")
-    )
+    response = graph.post(REQUESTS, activation("adminAssign", ADA, SECURITY_READER,
+                                               duration="PT1H30M"))
     request = _parse(response.content, UnifiedRoleAssignmentScheduleRequest)
     assert request.status == "Provisioned"
     assert request.action is UnifiedRoleScheduleRequestActions.AdminAssign
@@ -93,10 +92,8 @@ def test_request_parses_with_typed_action_status_and_schedule(graph: Graph) -> N
 def test_instance_lists_parse(graph: Graph) -> None:
     graph.post(REQUESTS, activation("adminAssign", ADA, SECURITY_READER))
     eligible = _parse(
-        graph.get(
-            "/roleManagement/directory/roleEligibilityScheduleInstances"
-            f"?$filter=principalId eq '{ADA}'&$expand=roleDefinition"
-        ).content,
+        graph.get("/roleManagement/directory/roleEligibilityScheduleInstances"
+                  f"?$filter=principalId eq '{ADA}'&$expand=roleDefinition").content,
         UnifiedRoleEligibilityScheduleInstanceCollectionResponse,
     )
     assert eligible.odata_next_link is not None and len(eligible.value) == 2
@@ -105,10 +102,8 @@ def test_instance_lists_parse(graph: Graph) -> None:
     assert _unknown_properties(eligible) == []
 
     active = _parse(
-        graph.get(
-            "/roleManagement/directory/roleAssignmentScheduleInstances"
-            f"?$filter=principalId eq '{ADA}'"
-        ).content,
+        graph.get("/roleManagement/directory/roleAssignmentScheduleInstances"
+                  f"?$filter=principalId eq '{ADA}'").content,
         UnifiedRoleAssignmentScheduleInstanceCollectionResponse,
     )
     [instance] = active.value
@@ -121,25 +116,18 @@ def test_policy_rules_parse_into_their_subclasses(graph: Graph) -> None:
     content = graph.get(
         "/policies/roleManagementPolicyAssignments?$filter=scopeId eq '/' and scopeType eq "
         f"'DirectoryRole' and roleDefinitionId eq '{PRIVILEGED_ROLE_ADMIN}'"
-        "&$expand=policy($expand=rules)"
-    ).content
+        "&$expand=policy($expand=rules)").content
     assignments = _parse(content, UnifiedRoleManagementPolicyAssignmentCollectionResponse)
     rules = {rule.id: rule for rule in assignments.value[0].policy.rules}
-    assert isinstance(
-        rules["Expiration_EndUser_Assignment"], UnifiedRoleManagementPolicyExpirationRule
-    )
+    assert isinstance(rules["Expiration_EndUser_Assignment"],
+                      UnifiedRoleManagementPolicyExpirationRule)
     assert rules["Expiration_EndUser_Assignment"].maximum_duration == timedelta(hours=4)
-    assert isinstance(
-        rules["Enablement_EndUser_Assignment"], UnifiedRoleManagementPolicyEnablementRule
-    )
-    assert isinstance(
-        rules["AuthenticationContext_EndUser_Assignment"],
-        UnifiedRoleManagementPolicyAuthenticationContextRule,
-    )
-    assert isinstance(
-        rules["Notification_Approver_EndUser_Assignment"],
-        UnifiedRoleManagementPolicyNotificationRule,
-    )
+    assert isinstance(rules["Enablement_EndUser_Assignment"],
+                      UnifiedRoleManagementPolicyEnablementRule)
+    assert isinstance(rules["AuthenticationContext_EndUser_Assignment"],
+                      UnifiedRoleManagementPolicyAuthenticationContextRule)
+    assert isinstance(rules["Notification_Approver_EndUser_Assignment"],
+                      UnifiedRoleManagementPolicyNotificationRule)
     approval = rules["Approval_EndUser_Assignment"]
     assert isinstance(approval, UnifiedRoleManagementPolicyApprovalRule)
     assert approval.setting.is_approval_required is True
@@ -149,9 +137,7 @@ def test_policy_rules_parse_into_their_subclasses(graph: Graph) -> None:
 
 
 def test_user_list_parses(graph: Graph) -> None:
-    users = _parse(
-        graph.get("/users?$filter=userPrincipalName eq 'ada@contoso.example'").content,
-        UserCollectionResponse,
-    )
+    users = _parse(graph.get("/users?$filter=userPrincipalName eq 'ada@contoso.example'").content,
+                   UserCollectionResponse)
     assert users.value[0].id == ADA
     assert _unknown_properties(users) == []

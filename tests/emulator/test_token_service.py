@@ -26,18 +26,13 @@ def _key_and_certificate() -> tuple[bytes, bytes]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pimbot-test")])
     now = datetime.now(UTC)
     certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=30))
         .sign(key, hashes.SHA256())
     )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
     return key_pem, certificate.public_bytes(serialization.Encoding.PEM)
 
 
@@ -52,8 +47,7 @@ def cert_emulator(app_key: tuple[bytes, bytes]) -> Iterator[GraphEmulator]:
     from importlib import resources
 
     data = yaml.safe_load(
-        resources.files("bot.stand_ins").joinpath("demo_tenant.yaml").read_text("utf-8")
-    )
+        resources.files("bot.stand_ins").joinpath("demo_tenant.yaml").read_text("utf-8"))
     data["app"]["certificate_pem"] = app_key[1].decode()
     with GraphEmulator(parse_tenant(data)) as emu:
         yield emu
@@ -72,13 +66,9 @@ def _session(emulator: GraphEmulator) -> Iterator[requests.Session]:
         yield http_session
 
 
-def _app(
-    emulator: GraphEmulator,
-    credential: object,
-    http_client: requests.Session,
-    client_id: str | None = None,
-    tenant: str | None = None,
-) -> msal.ConfidentialClientApplication:
+def _app(emulator: GraphEmulator, credential: object, http_client: requests.Session,
+         client_id: str | None = None, tenant: str | None = None
+         ) -> msal.ConfidentialClientApplication:
     env = emulator.env()
     return msal.ConfidentialClientApplication(
         client_id or env["AZURE_CLIENT_ID"],
@@ -89,9 +79,8 @@ def _app(
     )
 
 
-def test_discovery_names_https_endpoints_of_the_tenant(
-    emulator: GraphEmulator, http: httpx.Client
-) -> None:
+def test_discovery_names_https_endpoints_of_the_tenant(emulator: GraphEmulator,
+                                                       http: httpx.Client) -> None:
     tenant = emulator.tenant.tenant_id
     document = http.get(f"{emulator.url}/{tenant}/v2.0/.well-known/openid-configuration").json()
     assert document["token_endpoint"] == f"{emulator.url}/{tenant}/oauth2/v2.0/token"
@@ -106,10 +95,8 @@ def test_msal_gets_a_token_with_the_secret_and_the_token_works_on_graph(
     app = _app(emulator, emulator.env()["AZURE_CLIENT_SECRET"], session)
     result = app.acquire_token_for_client(scopes=GRAPH_SCOPE)
     assert result["token_type"] == "Bearer" and result["expires_in"] > 300, result
-    me = http.get(
-        f"{emulator.graph_url}/users/ada@contoso.example",
-        headers={"Authorization": f"Bearer {result['access_token']}"},
-    )
+    me = http.get(f"{emulator.graph_url}/users/ada@contoso.example",
+                  headers={"Authorization": f"Bearer {result['access_token']}"})
     assert me.status_code == 200
     assert app.acquire_token_for_client(scopes=GRAPH_SCOPE)["token_source"] == "cache"
 
@@ -120,27 +107,20 @@ def test_msal_gets_a_token_with_a_certificate_assertion(
     for session in _session(cert_emulator):
         for credential in (
             {"private_key": app_key[0].decode(), "public_certificate": app_key[1].decode()},
-            {
-                "private_key": app_key[0].decode(),
-                "thumbprint": x509.load_pem_x509_certificate(app_key[1])
-                .fingerprint(hashes.SHA1())
-                .hex(),
-            },
+            {"private_key": app_key[0].decode(),
+             "thumbprint": x509.load_pem_x509_certificate(app_key[1]).fingerprint(
+                 hashes.SHA1()).hex()},
         ):
             result = _app(cert_emulator, credential, session).acquire_token_for_client(
-                scopes=GRAPH_SCOPE
-            )
+                scopes=GRAPH_SCOPE)
             assert "access_token" in result, result
 
 
 def test_an_assertion_signed_by_another_key_is_refused(cert_emulator: GraphEmulator) -> None:
     other_key, other_certificate = _key_and_certificate()
     for session in _session(cert_emulator):
-        app = _app(
-            cert_emulator,
-            {"private_key": other_key.decode(), "public_certificate": other_certificate.decode()},
-            session,
-        )
+        app = _app(cert_emulator, {"private_key": other_key.decode(),
+                                   "public_certificate": other_certificate.decode()}, session)
         result = app.acquire_token_for_client(scopes=GRAPH_SCOPE)
         assert result["error"] == "invalid_client"
         assert result["error_codes"] == [700027]
@@ -151,28 +131,20 @@ def test_a_forged_signature_with_the_registered_certificate_is_refused(
 ) -> None:
     other_key, _ = _key_and_certificate()
     for session in _session(cert_emulator):
-        app = _app(
-            cert_emulator,
-            {"private_key": other_key.decode(), "public_certificate": app_key[1].decode()},
-            session,
-        )
+        app = _app(cert_emulator, {"private_key": other_key.decode(),
+                                   "public_certificate": app_key[1].decode()}, session)
         result = app.acquire_token_for_client(scopes=GRAPH_SCOPE)
         assert result["error_codes"] == [700027]
         assert "invalid signature" in result["error_description"]
 
 
-def test_wrong_secret_answers_with_the_aadsts_shape(
-    emulator: GraphEmulator, http: httpx.Client
-) -> None:
+def test_wrong_secret_answers_with_the_aadsts_shape(emulator: GraphEmulator,
+                                                   http: httpx.Client) -> None:
     env = emulator.env()
     response = http.post(
         f"{emulator.url}/{env['AZURE_TENANT_ID']}/oauth2/v2.0/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": env["AZURE_CLIENT_ID"],
-            "client_secret": "wrong",
-            "scope": GRAPH_SCOPE[0],
-        },
+        data={"grant_type": "client_credentials", "client_id": env["AZURE_CLIENT_ID"],
+              "client_secret": "wrong", "scope": GRAPH_SCOPE[0]},
     )
     assert response.status_code == 401
     body = response.json()
@@ -191,46 +163,31 @@ def test_wrong_secret_answers_with_the_aadsts_shape(
         (None, None, "https://example.com/.default", 400, 500011),
     ],
 )
-def test_other_token_errors(
-    emulator: GraphEmulator,
-    http: httpx.Client,
-    client_id: str | None,
-    tenant: str | None,
-    scope: str,
-    status: int,
-    code: int,
-) -> None:
+def test_other_token_errors(emulator: GraphEmulator, http: httpx.Client, client_id: str | None,
+                            tenant: str | None, scope: str, status: int, code: int) -> None:
     env = emulator.env()
     response = http.post(
         f"{emulator.url}/{tenant or env['AZURE_TENANT_ID']}/oauth2/v2.0/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": client_id or env["AZURE_CLIENT_ID"],
-            "client_secret": env["AZURE_CLIENT_SECRET"],
-            "scope": scope,
-        },
+        data={"grant_type": "client_credentials", "client_id": client_id or env["AZURE_CLIENT_ID"],
+              "client_secret": env["AZURE_CLIENT_SECRET"], "scope": scope},
     )
     assert (response.status_code, response.json()["error_codes"]) == (status, [code])
 
 
-def test_msal_reports_an_unknown_tenant_at_construction(
-    emulator: GraphEmulator, session: requests.Session
-) -> None:
+def test_msal_reports_an_unknown_tenant_at_construction(emulator: GraphEmulator,
+                                                        session: requests.Session) -> None:
     with pytest.raises(ValueError, match="Unable to get authority configuration"):
         _app(emulator, "secret", session, tenant="11111111-1111-1111-1111-111111111111")
 
 
-def test_graph_refuses_missing_garbage_and_expired_tokens(
-    emulator: GraphEmulator, http: httpx.Client
-) -> None:
+def test_graph_refuses_missing_garbage_and_expired_tokens(emulator: GraphEmulator,
+                                                         http: httpx.Client) -> None:
     url = f"{emulator.graph_url}/users/ada@contoso.example"
     for headers, message in (
         ({}, "Access token is empty."),
         ({"Authorization": "Bearer not-a-jwt"}, "JWT is not well formed"),
-        (
-            {"Authorization": f"Bearer {emulator.mint_token(expires_in=-1)}"},
-            "Lifetime validation failed, the token is expired.",
-        ),
+        ({"Authorization": f"Bearer {emulator.mint_token(expires_in=-1)}"},
+         "Lifetime validation failed, the token is expired."),
     ):
         response = http.get(url, headers=headers)
         assert response.status_code == 401
@@ -241,19 +198,15 @@ def test_graph_refuses_missing_garbage_and_expired_tokens(
         assert response.headers["WWW-Authenticate"].startswith("Bearer ")
 
 
-def test_a_token_lacking_a_permission_gets_403(emulator: GraphEmulator, http: httpx.Client) -> None:
+def test_a_token_lacking_a_permission_gets_403(emulator: GraphEmulator, http: httpx.Client
+                                              ) -> None:
     token = emulator.mint_token(permissions=["User.Read.All"])
     headers = {"Authorization": f"Bearer {token}"}
-    assert (
-        http.get(f"{emulator.graph_url}/users/ada@contoso.example", headers=headers).status_code
-        == 200
-    )
-    response = http.get(
-        f"{emulator.graph_url}/roleManagement/directory/roleEligibilityScheduleInstances",
-        headers=headers,
-    )
+    assert http.get(f"{emulator.graph_url}/users/ada@contoso.example",
+                    headers=headers).status_code == 200
+    response = http.get(f"{emulator.graph_url}/roleManagement/directory/"
+                        "roleEligibilityScheduleInstances", headers=headers)
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "Authorization_RequestDenied"
     assert response.json()["error"]["message"] == (
-        "Insufficient privileges to complete the operation."
-    )
+        "Insufficient privileges to complete the operation.")

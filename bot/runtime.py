@@ -426,7 +426,13 @@ def run_until_stopped(
             socket_mode.connect()  # type: ignore[no-untyped-call]
             announce("pimbot: Socket Mode")
         else:
-            servers = [server.start() for server in http_servers(runtime, settings, port=port)]
+            try:
+                servers = [s.start() for s in http_servers(runtime, settings, port=port)]
+            except OSError as exc:
+                scheduler.shutdown(wait=False)
+                raise ConfigurationError(
+                    [f"HTTP: cannot listen on {settings.host} ({exc.strerror or exc})"]
+                ) from None
             announce(_describe_http(servers, settings))
         stop.wait()
     finally:

@@ -11,6 +11,7 @@ serve the released rows at once, which it could not if they were still held.
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -237,3 +238,20 @@ def test_the_sweep_lease_is_a_setting(make_stack: Callable[..., Stack]) -> None:
     stack = make_stack(PIMBOT_SWEEP_LEASE="30s", PIMBOT_SHUTDOWN_GRACE="5s")
     assert stack.runtime.sweeper.lease == timedelta(seconds=30)
     assert stack.runtime.settings.shutdown_grace == timedelta(seconds=5)
+
+
+def test_a_port_in_use_is_a_clear_error(database_url: str, tmp_path: Path) -> None:
+    slack = FakeSlack()
+    emu = GraphEmulator(tenant=default_tenant(), ca_path=tmp_path / "ca.pem")
+    db = Db(database_url)
+    with slack, emu, socket.socket() as taken:
+        try:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            env = {**_process_env(slack, emu, db.url, tmp_path), "PIMBOT_HOST": "127.0.0.1"}
+            pimbot = Pimbot(env, tmp_path / "pimbot.log", port=taken.getsockname()[1]).spawn()
+            assert pimbot.process is not None
+            assert pimbot.process.wait(timeout=60) == 2
+            assert "cannot listen on 127.0.0.1" in pimbot.log()
+        finally:
+            db.close()

@@ -49,7 +49,7 @@ EXPOSE 3000
 # check fails) on a refused connection and on the 503 /healthz answers when the database is
 # unreachable.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % (os.environ.get('PIMBOT_PORT') or '3000'), timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % (os.environ.get('PIMBOT_METRICS_PORT') or os.environ.get('PIMBOT_PORT') or '3000'), timeout=4)"]
 
 ENTRYPOINT ["pimbot"]
 CMD ["run"]

@@ -51,9 +51,9 @@ def main() -> None:
 @click.option("--port", type=int, default=None, help="HTTP port (default PIMBOT_PORT or 3000).")
 @_explain_errors
 def run(port: int | None) -> None:
-    """Run the Slack bot (Socket Mode when SLACK_APP_TOKEN is set, else HTTP)."""
+    """Run the Slack bot (Socket Mode when SLACK_APP_TOKEN is set, else HTTP) until SIGTERM."""
     from bot.logs import configure_logging
-    from bot.runtime import build_slack_runtime, serve_http, serve_socket_mode, start_timers
+    from bot.runtime import build_slack_runtime, run_until_stopped
 
     settings = load_settings()
     problems = settings.problems_for_run()
@@ -63,17 +63,14 @@ def run(port: int | None) -> None:
         level=settings.log_level, fmt=settings.log_format, secrets=settings.secret_values()
     )
     runtime = build_slack_runtime(settings)
-    start_timers(runtime, settings)
-    if settings.socket_mode:
-        click.echo("pimbot: Socket Mode", err=True)
-        serve_socket_mode(runtime, settings)
-    else:
-        chosen = port or settings.port
-        click.echo(
-            f"pimbot: HTTP on port {chosen} (POST /slack/events, GET /healthz, GET /metrics)",
-            err=True,
-        )
-        serve_http(runtime, host="0.0.0.0", port=chosen)
+    code = run_until_stopped(
+        runtime, settings, port=port, announce=lambda line: click.echo(line, err=True)
+    )
+    logging.shutdown()
+    if code != 0:
+        # Work still running after the grace: do not wait for it at interpreter exit.
+        os._exit(code)
+    sys.exit(0)
 
 
 @main.command()

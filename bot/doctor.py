@@ -268,7 +268,8 @@ def check_slack(settings: Settings, policy: PolicyFile | None) -> Iterator[Findi
 
 
 def slack_client(settings: Settings, token: SecretStr) -> WebClient:
-    """Like the bot's client, without retries: doctor reports a failure rather than waiting."""
+    """Like the bot's client, without retries: doctor reports a failure rather than waiting.
+    The same CA rules as the bot's (``bot.runtime.build_web_client``)."""
     context = ssl.create_default_context(
         cafile=str(settings.ca_bundle) if settings.ca_bundle else None
     )

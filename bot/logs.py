@@ -161,6 +161,27 @@ class SecretMaskingFilter(logging.Filter):
         return text
 
 
+# Loggers of libraries that put a request body in a log line: Bolt's signature check logs the
+# whole body of every request it refuses (at INFO). A forger chooses that body, and its size.
+_BODY_LOGGERS = ("slack_bolt.RequestVerification",)
+
+
+class DropRecords(logging.Filter):
+    """Drops every record of the logger it is attached to."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+def keep_request_bodies_out_of_logs() -> None:
+    """Silence the library loggers that log request bodies (pimbot's HTTP door logs its own
+    refusals without the body). A logger filter, so it holds whatever handlers exist."""
+    for name in _BODY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, DropRecords) for f in logger.filters):
+            logger.addFilter(DropRecords())
+
+
 def configure_logging(*, level: str, fmt: str, secrets: Iterable[str] = ()) -> None:
     """Called once by the composition root; importing pimbot never touches logging."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())

@@ -231,6 +231,8 @@ class RequestRepository(Protocol):
 
     def release(self, request_id: str, *, owner: str) -> None: ...
 
+    def release_all(self, *, owner: str) -> int: ...
+
 
 class DueWork(StrEnum):
     """The timers the scheduler's sweep serves."""
@@ -307,6 +309,18 @@ class Outbox(Protocol):
         limit: int = 100,
     ) -> list[PendingNotification]: ...
 
+    def release_all(self, *, owner: str) -> int: ...
+
+
+class ReplayCache(Protocol):
+    def remember(self, slack_timestamp: int, signature: str, at: datetime) -> bool:
+        """True the first time this (timestamp, signature) is seen by any replica."""
+        ...
+
+    def forget_before(self, slack_timestamp: int) -> int:
+        """Drop entries signed before ``slack_timestamp`` (Unix seconds); how many went."""
+        ...
+
 
 class UnitOfWork(Protocol):
     """One transaction. Rolls back unless ``commit()`` was called inside the ``with`` block."""
@@ -326,6 +340,9 @@ class UnitOfWork(Protocol):
 
     @property
     def outbox(self) -> Outbox: ...
+
+    @property
+    def replays(self) -> ReplayCache: ...
 
     def __enter__(self) -> Self: ...
 

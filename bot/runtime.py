@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import signal
 import ssl
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-import waitress
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry
 from slack_bolt import App
@@ -27,6 +30,7 @@ from bot.elevation import AuditEntry
 from bot.errors import ConfigurationError
 from bot.graph import build_pim_client
 from bot.identity import Installation, identify
+from bot.logs import keep_request_bodies_out_of_logs
 from bot.metrics import Metrics, MetricsNotifier
 from bot.policy_file import PolicyFile, load_policy_file
 from bot.ports import Clock, IdentityLink, PimClient
@@ -37,12 +41,8 @@ from handlers import register_handlers
 from handlers.context import SlackDeps
 from handlers.directory import SlackWebDirectory
 from handlers.errors import explain
-from handlers.http import WSGIApp, make_http_app
-from handlers.middleware import (
-    ContextPreservingExecutor,
-    observe_slack_calls,
-    refuse_unparsable_bodies,
-)
+from handlers.http import BackgroundHttpServer, WSGIApp, make_http_app
+from handlers.middleware import ContextPreservingExecutor, observe_slack_calls
 from handlers.notifier import SlackNotifier
 from storage.database import (
     current_revision,
@@ -53,6 +53,8 @@ from storage.database import (
     upgrade,
 )
 from storage.unit_of_work import SqlUnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 def load_policy(settings: Settings) -> PolicyFile:
@@ -148,14 +150,20 @@ class SlackRuntime:
     listeners: ThreadPoolExecutor
     closers: list[Callable[[], None]]
     metrics: Metrics
-    signing_secret: str | None = None
+    settings: Settings
 
-    def http_app(self) -> WSGIApp:
-        served = make_http_app(self.app, health=self.health, registry=self.registry)
-        if self.signing_secret is None:
-            return served
-        # Bolt raises (a 500) on a body it cannot parse; answer those first.
-        return refuse_unparsable_bodies(served, signing_secret=self.signing_secret)
+    def http_app(self, *, events: bool = True, ops: bool = True) -> WSGIApp:
+        """Slack's endpoint (``events``) and/or the health check and metrics (``ops``)."""
+        secret = self.settings.slack_signing_secret
+        return make_http_app(
+            self.app,
+            health=self.health,
+            registry=self.registry,
+            signing_secret=secret.get_secret_value() if secret else None,
+            max_body=self.settings.max_request_bytes,
+            events=events,
+            ops=ops,
+        )
 
     def health(self) -> dict[str, Any]:
         try:
@@ -165,18 +173,37 @@ class SlackRuntime:
             return {"ok": False, "database": "unreachable"}
         return {"ok": True, "database": "ok"}
 
-    def close(self) -> None:
-        """Let in-flight listeners finish (they may still be telling Slack), then let go."""
-        self.listeners.shutdown(wait=True)
-        for close in self.closers:
-            close()
+    def close(self, timeout: float | None = None) -> bool:
+        """Let in-flight listeners finish (they may still be telling Slack), then let go.
+
+        With a ``timeout`` (seconds), gives up waiting after it and returns False; the engine
+        is disposed either way."""
+
+        def finish() -> None:
+            self.listeners.shutdown(wait=True)
+            for close in self.closers:
+                close()
+
+        finished = True
+        if timeout is None:
+            finish()
+        else:
+            closing = threading.Thread(target=finish, name="pimbot-close", daemon=True)
+            closing.start()
+            closing.join(timeout)
+            finished = not closing.is_alive()
         self.engine.dispose()
+        return finished
 
 
 def build_web_client(settings: Settings) -> WebClient:
     """Slack's Web API client: base URL, CA bundle and proxy from settings, 429s retried
     after Slack's Retry-After (those retries sleep, so they only ever run after the ack)."""
     assert settings.slack_bot_token is not None
+    # What Slack's clients trust (this WebClient and the Socket Mode websocket, which reuses
+    # its SSL context): PIMBOT_CA_BUNDLE alone when set; otherwise Python's default context,
+    # the OS store, which OpenSSL lets SSL_CERT_FILE / SSL_CERT_DIR replace. Graph and msal
+    # trust differently when PIMBOT_CA_BUNDLE is unset: see bot.graph.transport.tls_context.
     context = ssl.create_default_context(
         cafile=str(settings.ca_bundle) if settings.ca_bundle else None
     )
@@ -282,12 +309,14 @@ def build_slack_runtime(
         # never hold up the ack of the next request.
         listener_executor=listeners,
     )
+    keep_request_bodies_out_of_logs()
     register_handlers(app, deps)
     # Timers must see PIM as it is now, not as the read cache remembers it.
     sweeper = Sweeper(
         ports=replace(ports, pim=pim_reads.fresh()),
         pending_timeout=settings.pending_timeout,
         nudge_after=settings.approver_nudge_after,
+        lease=settings.sweep_lease,
         observer=metrics.sweeps,
     )
     return SlackRuntime(
@@ -300,11 +329,7 @@ def build_slack_runtime(
         listeners=listeners,
         closers=closers,
         metrics=metrics,
-        signing_secret=(
-            settings.slack_signing_secret.get_secret_value()
-            if settings.slack_signing_secret
-            else None
-        ),
+        settings=settings,
     )
 
 
@@ -340,19 +365,126 @@ def start_timers(runtime: SlackRuntime, settings: Settings) -> BackgroundSchedul
     return scheduler
 
 
-def serve_http(runtime: SlackRuntime, *, host: str, port: int) -> None:
-    """Serve until interrupted: waitress's threads keep each ack off the slow paths."""
-    waitress.serve(
-        runtime.http_app(),
-        host=host,
-        port=port,
-        threads=16,
-        ident="pimbot",
-        clear_untrusted_proxy_headers=True,
+def http_servers(
+    runtime: SlackRuntime, settings: Settings, *, port: int | None = None
+) -> list[BackgroundHttpServer]:
+    """Slack's endpoint on PIMBOT_HOST:PIMBOT_PORT; /healthz and /metrics there too, or only
+    on PIMBOT_METRICS_PORT when it is set (so they need not be exposed with the endpoint)."""
+    separate = settings.metrics_port is not None
+    servers = [
+        BackgroundHttpServer(
+            runtime.http_app(ops=not separate),
+            host=settings.host,
+            port=port or settings.port,
+            threads=16,
+            max_body=settings.max_request_bytes,
+        )
+    ]
+    if settings.metrics_port is not None:
+        servers.append(
+            BackgroundHttpServer(
+                runtime.http_app(events=False),
+                host=settings.metrics_host or settings.host,
+                port=settings.metrics_port,
+                threads=4,
+                max_body=settings.max_request_bytes,
+            )
+        )
+    return servers
+
+
+def run_until_stopped(
+    runtime: SlackRuntime,
+    settings: Settings,
+    *,
+    port: int | None = None,
+    announce: Callable[[str], None] = print,
+) -> int:
+    """``pimbot run``: serve until SIGTERM or SIGINT, then shut down cleanly; the exit code.
+
+    In a container pimbot is PID 1: without its own handler SIGTERM does nothing and every
+    ``docker stop`` or rolling deploy waits out its grace period, then kills. On a signal:
+    stop taking new work (HTTP listeners stop accepting, Socket Mode disconnects, the sweep
+    claims nothing more), let work in flight finish within PIMBOT_SHUTDOWN_GRACE (requests
+    being answered, listeners, the row the sweep is on), release every lease this replica
+    holds so another takes its rows at once, dispose of the engine. 0 when all of it finished
+    in time; 1 when the grace ran out with work still running (it is cut off, and what it
+    held is picked up by another replica or after a restart: the outbox and the leases).
+    """
+    stop = threading.Event()
+    received: list[str] = []
+
+    def on_signal(number: int, _frame: object) -> None:
+        received.append(signal.Signals(number).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    scheduler = start_timers(runtime, settings)
+    servers: list[BackgroundHttpServer] = []
+    socket_mode: SocketModeHandler | None = None
+    try:
+        if settings.socket_mode:
+            assert settings.slack_app_token is not None
+            socket_mode = SocketModeHandler(
+                runtime.app, settings.slack_app_token.get_secret_value()
+            )
+            socket_mode.connect()  # type: ignore[no-untyped-call]
+            announce("pimbot: Socket Mode")
+        else:
+            try:
+                servers = [s.start() for s in http_servers(runtime, settings, port=port)]
+            except OSError as exc:
+                scheduler.shutdown(wait=False)
+                raise ConfigurationError(
+                    [f"HTTP: cannot listen on {settings.host} ({exc.strerror or exc})"]
+                ) from None
+            announce(_describe_http(servers, settings))
+        stop.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log.info("shutting down", extra={"signal": received[0] if received else None})
+    return _shut_down(runtime, settings, scheduler, servers, socket_mode)
+
+
+def _shut_down(
+    runtime: SlackRuntime,
+    settings: Settings,
+    scheduler: BackgroundScheduler,
+    servers: list[BackgroundHttpServer],
+    socket_mode: SocketModeHandler | None,
+) -> int:
+    deadline = time.monotonic() + settings.shutdown_grace.total_seconds()
+
+    def left() -> float:
+        return max(deadline - time.monotonic(), 0.0)
+
+    runtime.sweeper.stop()
+    scheduler.shutdown(wait=False)
+    if socket_mode is not None:
+        socket_mode.close()  # type: ignore[no-untyped-call]
+    for server in servers:
+        server.stop(grace=left())
+    swept = runtime.sweeper.wait_idle(left())
+    try:
+        released = runtime.sweeper.release_leases()
+    except SQLAlchemyError:
+        log.exception("could not release this replica's leases; they run out by themselves")
+        released = 0
+    closed = runtime.close(timeout=left())
+    clean = swept and closed
+    if clean:
+        log.info("stopped cleanly", extra={"leases_released": released})
+        return 0
+    log.warning(
+        "shutdown grace ran out with work still running",
+        extra={"sweep_finished": swept, "listeners_finished": closed},
     )
+    return 1
 
 
-def serve_socket_mode(runtime: SlackRuntime, settings: Settings) -> None:
-    assert settings.slack_app_token is not None
-    handler = SocketModeHandler(runtime.app, settings.slack_app_token.get_secret_value())
-    handler.start()  # type: ignore[no-untyped-call]
+def _describe_http(servers: list[BackgroundHttpServer], settings: Settings) -> str:
+    main = f"pimbot: HTTP on {servers[0].url} (POST /slack/events"
+    if len(servers) == 1:
+        return main + ", GET /healthz, GET /metrics)"
+    return main + f"); GET /healthz, GET /metrics on {servers[1].url}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -80,11 +81,15 @@ class Sweeper:
     lease: timedelta = DEFAULT_LEASE
     batch: int = 200
     observer: SweepObserver | None = None
+    _stopping: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _running: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def sweep(self) -> dict[DueWork, int]:
         """Serve everything due now; returns how many rows of each kind were handled."""
         started = time.perf_counter()
-        with log_context(correlation_id=f"sweep-{new_correlation_id()}"):
+        with self._running, log_context(correlation_id=f"sweep-{new_correlation_id()}"):
+            if self._stopping.is_set():
+                return {}
             handled, lag = self._sweep()
         if self.observer is not None:
             self.observer.sweep_finished(
@@ -110,8 +115,33 @@ class Sweeper:
                     lag = max(lag, self._lateness(uow.requests.get(claimed[0]), kind, now))
                 uow.commit()
             handled[kind] = sum(self._handle(kind, handler, request_id) for request_id in claimed)
-        self.redeliver()
+            if self._stopping.is_set():
+                break
+        if not self._stopping.is_set():
+            self.redeliver()
         return handled, lag
+
+    # --- a clean shutdown ---------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Finish the row in hand, claim nothing more; rows claimed but not started are let
+        go at once (``release_leases``) so another replica serves them without waiting."""
+        self._stopping.set()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait for a running sweep to end; False if it still runs after ``timeout`` seconds."""
+        if not self._running.acquire(timeout=max(timeout, 0.0)):
+            return False
+        self._running.release()
+        return True
+
+    def release_leases(self) -> int:
+        """Give up every lease this replica holds (rows and notifications)."""
+        with self.ports.uow() as uow:
+            released = uow.requests.release_all(owner=self.owner)
+            released += uow.outbox.release_all(owner=self.owner)
+            uow.commit()
+        return released
 
     def redeliver(self) -> int:
         """Deliver outbox notifications whose first delivery failed or died with its replica."""
@@ -127,12 +157,16 @@ class Sweeper:
             uow.commit()
         delivered = 0
         for notification in pending:
+            if self._stopping.is_set():
+                break
             with log_context(request_id=notification.request_id):
                 request = load_request(notification.request_id, self.ports)
                 delivered += deliver(self.ports, request, notification.event, notification.id)
         return delivered
 
     def _handle(self, kind: DueWork, handler: Handler, request_id: str) -> int:
+        if self._stopping.is_set():
+            return 0  # shutting down: the lease is released with the others
         # A long batch can outlive the lease taken for it: renew it row by row, and skip a row
         # whose lease ran out (another replica may have taken it over).
         with self.ports.uow() as uow:

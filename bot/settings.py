@@ -8,6 +8,7 @@ they never show in a repr, a log line or an error message.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -40,7 +41,11 @@ ENV_NAMES: dict[str, str] = {
     "PIMBOT_PUBLIC_URL": "public_url",
     "PIMBOT_APPROVALS_CHANNEL": "approvals_channel",
     "PIMBOT_SECURITY_CHANNEL": "security_channel",
+    "PIMBOT_HOST": "host",
     "PIMBOT_PORT": "port",
+    "PIMBOT_METRICS_HOST": "metrics_host",
+    "PIMBOT_METRICS_PORT": "metrics_port",
+    "PIMBOT_MAX_REQUEST_BYTES": "max_request_bytes",
     "PIMBOT_MODE": "mode",
     "PIMBOT_LOG_LEVEL": "log_level",
     "PIMBOT_LOG_FORMAT": "log_format",
@@ -49,6 +54,8 @@ ENV_NAMES: dict[str, str] = {
     "PIMBOT_PENDING_TIMEOUT": "pending_timeout",
     "PIMBOT_APPROVER_NUDGE_AFTER": "approver_nudge_after",
     "PIMBOT_SWEEP_INTERVAL": "sweep_interval",
+    "PIMBOT_SWEEP_LEASE": "sweep_lease",
+    "PIMBOT_SHUTDOWN_GRACE": "shutdown_grace",
 }
 FIELD_TO_ENV = {field: env for env, field in ENV_NAMES.items()}
 # The test suite's own knobs (PIMBOT_TEST_DATABASE_URL, ...) share the prefix but are not ours.
@@ -59,6 +66,8 @@ _DURATION_FIELDS = (
     "pending_timeout",
     "approver_nudge_after",
     "sweep_interval",
+    "sweep_lease",
+    "shutdown_grace",
 )
 
 
@@ -85,7 +94,14 @@ class Settings(BaseModel):
     public_url: str | None = None
     approvals_channel: str | None = None
     security_channel: str | None = None  # break-glass alerts, besides the approvals channel
+    # The address HTTP mode binds; 0.0.0.0 by default because a container's port is published
+    # from its own interface. /healthz and /metrics move to metrics_port when it is set.
+    host: str = "0.0.0.0"
     port: int = Field(default=3000, ge=1, le=65535)
+    metrics_host: str | None = None
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # Slack's payloads are small; a bigger body is refused (413) before it is read.
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     mode: Mode = Mode.BROKER
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "text"] = "auto"
@@ -94,6 +110,10 @@ class Settings(BaseModel):
     pending_timeout: timedelta = timedelta(hours=24)
     approver_nudge_after: timedelta = timedelta(hours=1)
     sweep_interval: timedelta = timedelta(seconds=15)
+    # How long a replica holds a due row it claimed; a dead replica's rows wait this long.
+    sweep_lease: timedelta = timedelta(minutes=2)
+    # On SIGTERM/SIGINT: how long in-flight work (listeners, the current sweep) may finish.
+    shutdown_grace: timedelta = timedelta(seconds=20)
 
     @field_validator(*_DURATION_FIELDS, mode="before")
     @classmethod
@@ -113,6 +133,28 @@ class Settings(BaseModel):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+    @field_validator("azure_authority_host", "graph_url", "slack_api_url", "public_url")
+    @classmethod
+    def _https_unless_loopback(cls, value: str | None) -> str | None:
+        # Tokens, client assertions, approvals (and, for the public URL, sign-in codes) travel
+        # on these: plain HTTP only to this machine (the local stand-ins), never a network.
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
+            raise ValueError(
+                "must be an https:// URL (http:// is accepted only for loopback: "
+                "127.0.0.0/8, ::1, localhost)"
+            )
+        return value
+
+    @field_validator("sweep_lease", "shutdown_grace")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than zero")
         return value
 
     @field_validator("mode")
@@ -149,6 +191,16 @@ class Settings(BaseModel):
             problems.extend(_describe(exc, values))
             raise ConfigurationError(problems) from None
         problems.extend(settings._file_problems())
+        if settings.metrics_host is not None and settings.metrics_port is None:
+            problems.append(
+                "environment: PIMBOT_METRICS_HOST is set but PIMBOT_METRICS_PORT is not "
+                "(the metrics host applies to the separate metrics port only)"
+            )
+        if settings.metrics_port is not None and settings.metrics_port == settings.port:
+            problems.append(
+                "environment: PIMBOT_METRICS_PORT must differ from PIMBOT_PORT "
+                "(leave it unset to serve /healthz and /metrics on PIMBOT_PORT)"
+            )
         if problems:
             raise ConfigurationError(problems)
         return settings
@@ -217,6 +269,16 @@ class Settings(BaseModel):
         if self.database_url is not None:
             return normalize_database_url(self.database_url.get_secret_value())
         return f"sqlite:///{self.data_dir / 'pimbot.db'}"
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost``, 127.0.0.0/8 or ::1: traffic that never leaves this machine."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def normalize_database_url(url: str) -> str:

@@ -9,34 +9,105 @@ each listener runs in a copy of the context the middleware bound the ids in.
 from __future__ import annotations
 
 import contextvars
-import hashlib
-import hmac
-import io
-import json
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any, ParamSpec, Protocol, TypeVar
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
-from slack_bolt import App, BoltContext
+from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 from slack_sdk.http_retry import HttpRequest, HttpResponse, RetryHandler, RetryState
 
 from bot.logs import begin_interaction
+from bot.ports import UnitOfWork
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+_VERIFIED = "pimbot_verified"
 log = logging.getLogger(__name__)
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-# Bodies larger than this are left to the HTTP layer's own size limit, unread here.
-_INSPECTED_BODY = 1024 * 1024
-SIGNATURE_MAX_AGE = 5 * 60  # seconds, as Slack and Bolt allow
+# Slack's signatures are good for five minutes either side of now (slack_sdk's verifier).
+SIGNATURE_WINDOW_SECONDS = 5 * 60
 
 
-def register(app: App) -> None:
+def register(app: App, uow: Callable[[], UnitOfWork]) -> None:
+    # pimbot's middleware runs after Bolt's signature verification (Bolt's built-in middleware
+    # always runs before ``app.use`` ones): only a verified request gets here.
+    app.use(ReplayGuard(uow))
+    app.use(mark_verified)
     app.use(correlate_interaction)
+
+
+class ReplayGuard:
+    """Runs nothing for a signed request seen before (same timestamp and signature), on any
+    replica: the cache is in the database, written before any listener runs.
+
+    A replay is answered ``200`` with an empty body. Slack treats anything else as a failure
+    (an error shown to the person for an interaction, retries for an event), and a genuine
+    duplicate (a proxy resending a request whose answer it lost) has already been served. A
+    replayer learns nothing from it, and nothing changes. Slack's own retries of an event are
+    signed afresh (a new timestamp), so they pass here; the use cases de-duplicate those.
+    """
+
+    def __init__(
+        self,
+        uow: Callable[[], UnitOfWork],
+        *,
+        wall_clock: Callable[[], float] = time.time,
+        purge_every: float = 60.0,
+    ) -> None:
+        # Wall-clock time, as slack_sdk's verifier uses, not pimbot's domain clock.
+        self._uow = uow
+        self._wall_clock = wall_clock
+        self._purge_every = purge_every
+        self._next_purge = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self, request: BoltRequest, next: Callable[[], None]) -> BoltResponse | None:
+        if request.mode == "socket_mode":  # no signature: Slack's connection vouches for it
+            next()
+            return None
+        timestamp = request.headers.get("x-slack-request-timestamp", [""])[0]
+        signature = request.headers.get("x-slack-signature", [""])[0]
+        now = self._wall_clock()
+        with self._uow() as uow:
+            first = uow.replays.remember(int(timestamp), signature, _utc(now))
+            if self._purge_due(now):
+                # Older than any signature Slack's window still accepts; one indexed DELETE.
+                uow.replays.forget_before(int(now) - SIGNATURE_WINDOW_SECONDS - 60)
+            uow.commit()
+        if not first:
+            log.warning("ignored a replayed Slack request", extra={"slack_timestamp": timestamp})
+            return BoltResponse(status=200, body="")
+        next()
+        return None
+
+    def _purge_due(self, now: float) -> bool:
+        with self._lock:
+            if now < self._next_purge:
+                return False
+            self._next_purge = now + self._purge_every
+            return True
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def mark_verified(context: BoltContext, next: Callable[[], None]) -> None:
+    """Record that this request passed Bolt's own checks (a signature in HTTP mode, the app
+    token's connection in Socket Mode); the error handler answers only such requests."""
+    context[_VERIFIED] = True
+    next()
+
+
+def is_verified(context: BoltContext) -> bool:
+    return context.get(_VERIFIED) is True
 
 
 def correlate_interaction(
@@ -62,80 +133,6 @@ def _is_uuid(value: object) -> bool:
         return isinstance(value, str) and str(uuid.UUID(value)) == value.lower()
     except ValueError:
         return False
-
-
-def refuse_unparsable_bodies(
-    app: WSGIApp, *, signing_secret: str, path: str = "/slack/events"
-) -> WSGIApp:
-    """Answer a Slack body Bolt could not parse before Bolt tries (it raises, which is a 500).
-
-    Bolt parses the body (``payload=<json>``, or JSON) while building its request, before
-    its signature check and any middleware. So this looks first: a body that is not UTF-8,
-    not JSON where JSON belongs, or not a JSON object is answered 400 when correctly signed
-    and 401 when not, and nothing is sent to Slack. The body is never logged.
-    """
-    secret = signing_secret.encode()
-
-    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != path or environ.get("REQUEST_METHOD") != "POST":
-            return app(environ, start_response)
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = -1
-        if not 0 < length <= _INSPECTED_BODY or "wsgi.input" not in environ:
-            return app(environ, start_response)
-        raw = environ["wsgi.input"].read(length)
-        environ["wsgi.input"] = io.BytesIO(raw)
-        problem = body_problem(raw, environ.get("CONTENT_TYPE"))
-        if problem is None:
-            return app(environ, start_response)
-        signed = _is_signed(secret, raw, environ)
-        log.warning("refused a Slack request body: %s", problem, extra={"signed": signed})
-        status = "400 Bad Request" if signed else "401 Unauthorized"
-        answer = json.dumps({"error": problem if signed else "invalid signature"}).encode()
-        start_response(
-            status, [("Content-Type", "application/json"), ("Content-Length", str(len(answer)))]
-        )
-        return [answer]
-
-    return guarded
-
-
-def body_problem(raw: bytes, content_type: str | None) -> str | None:
-    """What Bolt's ``parse_body`` would choke on in this body, or None if it parses."""
-    try:
-        body = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return "the body is not UTF-8"
-    if (content_type or "").split(";")[0].strip() == "application/json" or body.startswith("{"):
-        return _json_problem(body, "the body")
-    if "payload" in body:
-        payload = dict(parse_qsl(body, keep_blank_values=True)).get("payload")
-        if payload is not None:
-            return _json_problem(payload, "the payload field")
-    return None
-
-
-def _json_problem(text: str, what: str) -> str | None:
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        return f"{what} is not JSON"
-    return None if isinstance(parsed, dict) else f"{what} is not a JSON object"
-
-
-def _is_signed(secret: bytes, raw: bytes, environ: dict[str, Any]) -> bool:
-    """Slack's v0 signature over the raw bytes (which need not be UTF-8 here), fresh."""
-    timestamp = str(environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP") or "")
-    signature = str(environ.get("HTTP_X_SLACK_SIGNATURE") or "")
-    if not (timestamp.isascii() and timestamp.isdigit()) or not signature:
-        return False
-    if abs(time.time() - int(timestamp)) > SIGNATURE_MAX_AGE:
-        return False
-    base = b"v0:" + timestamp.encode() + b":" + raw
-    expected = "v0=" + hmac.new(secret, base, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, signature)
 
 
 class ContextPreservingExecutor(ThreadPoolExecutor):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,6 +28,7 @@ from storage.tables import (
     IdentityLinkRow,
     NotificationRow,
     RequestRow,
+    SeenSlackRequestRow,
     SlackMessageRow,
 )
 
@@ -185,6 +187,16 @@ class SqlRequestRepository:
             .execution_options(synchronize_session=False)
         )
 
+    def release_all(self, *, owner: str) -> int:
+        """Let go of every row this owner holds (a replica shutting down)."""
+        result = self._session.execute(
+            update(RequestRow)
+            .where(RequestRow.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
     # --- internals ----------------------------------------------------------------------------
 
     def _select(self, statement: object) -> list[ElevationRequest]:
@@ -250,6 +262,16 @@ class SqlOutbox:
             .values(delivered_at=at, lease_owner=None, lease_until=None)
             .execution_options(synchronize_session=False)
         )
+
+    def release_all(self, *, owner: str) -> int:
+        """Let go of every undelivered notification this owner holds (a replica shutting down)."""
+        result = self._session.execute(
+            update(NotificationRow)
+            .where(NotificationRow.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     def claim_undelivered(
         self,
@@ -355,6 +377,42 @@ class SqlMessageLog:
             .order_by(SlackMessageRow.id)
         ).all()
         return [PostedMessage(r.request_id, r.channel, r.ts, r.kind, r.posted_at) for r in rows]
+
+
+class SqlReplayCache:
+    """Conflict-safe on every backend: of N replicas inserting the same pair at once, the
+    database lets exactly one row in, and only that replica is told it is the first."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def remember(self, slack_timestamp: int, signature: str, at: datetime) -> bool:
+        values = {"slack_timestamp": slack_timestamp, "signature": signature, "seen_at": at}
+        dialect = self._session.get_bind().dialect.name
+        if dialect in ("postgresql", "sqlite"):
+            module = postgresql if dialect == "postgresql" else sqlite
+            statement = (
+                module.insert(SeenSlackRequestRow)
+                .values(**values)
+                .on_conflict_do_nothing()
+                .returning(SeenSlackRequestRow.slack_timestamp)
+            )
+            # RETURNING, not rowcount: the ORM's insert path does not promise a rowcount.
+            return self._session.execute(statement).first() is not None
+        try:
+            with self._session.begin_nested():
+                self._session.execute(insert(SeenSlackRequestRow).values(**values))
+        except IntegrityError:
+            return False
+        return True
+
+    def forget_before(self, slack_timestamp: int) -> int:
+        result = self._session.execute(
+            delete(SeenSlackRequestRow)
+            .where(SeenSlackRequestRow.slack_timestamp < slack_timestamp)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 # --- row <-> domain ------------------------------------------------------------------------------

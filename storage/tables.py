@@ -212,3 +212,15 @@ class NotificationRow(Base):
     lease_until: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_notifications_undelivered", "delivered_at", "created_at"),)
+
+
+class SeenSlackRequestRow(Base):
+    """The replay cache: every verified Slack request's (timestamp, signature), shared by all
+    replicas. A second request with the same pair is a replay and runs nothing. Rows older
+    than Slack's five-minute window are purged: a replay that old fails verification anyway."""
+
+    __tablename__ = "seen_slack_requests"
+
+    slack_timestamp: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    signature: Mapped[str] = mapped_column(String(80), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(nullable=False)

@@ -12,6 +12,7 @@ from storage.repository import (
     SqlIdentityLinks,
     SqlMessageLog,
     SqlOutbox,
+    SqlReplayCache,
     SqlRequestRepository,
 )
 
@@ -24,6 +25,7 @@ class SqlUnitOfWork:
     identities: SqlIdentityLinks
     messages: SqlMessageLog
     outbox: SqlOutbox
+    replays: SqlReplayCache
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self._session_factory = session_factory
@@ -38,6 +40,7 @@ class SqlUnitOfWork:
         self.identities = SqlIdentityLinks(self._session)
         self.messages = SqlMessageLog(self._session)
         self.outbox = SqlOutbox(self._session)
+        self.replays = SqlReplayCache(self._session)
         return self
 
     def __exit__(

@@ -46,6 +46,10 @@ def build_http_client(settings: Settings, **kwargs: Any) -> httpx.Client:
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | bool:
+    """What this httpx client (Graph, and msal's token calls through ``MsalHttpClient``)
+    trusts: PIMBOT_CA_BUNDLE alone when set; otherwise httpx's default, which is
+    SSL_CERT_FILE or SSL_CERT_DIR when set (trust_env) and else certifi's bundle, not the OS
+    store. REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE do not apply (msal does not use requests)."""
     # An SSLContext, not a path: httpx 0.28 deprecates verify=<str>.
     if settings.ca_bundle is None:
         return True

@@ -165,16 +165,23 @@ def block_actions_payload(
 
 
 def view_submission_payload(
-    actor: Actor, view: JSON, state_values: JSON, *, team_id: str = TEAM_ID
+    actor: Actor,
+    view: JSON,
+    state_values: JSON,
+    *,
+    team_id: str = TEAM_ID,
+    trigger_id: str | None = None,
 ) -> JSON:
     submitted = {**view, "state": {"values": state_values}}
+    if trigger_id is None:
+        trigger_id = f"{int(time.time())}.{abs(hash(view['id'])) % 10**10}.submit"
     return {
         "type": "view_submission",
         "team": _team(team_id, actor.enterprise_id),
         "user": _user(actor),
         "api_app_id": view.get("app_id", APP_ID),
         "token": "gIkuvaNzQIHg97ATvDxqgjtO",
-        "trigger_id": f"{int(time.time())}.{abs(hash(view['id'])) % 10**10}.submit",
+        "trigger_id": trigger_id,
         "view": submitted,
         "response_urls": [],
         "is_enterprise_install": False,
@@ -510,8 +517,14 @@ class SlackSender:
         self, view: JSON | str, values: Mapping[str, Any], *, user: str
     ) -> SignedRequest:
         view = self._view(view)
+        # Slack gives every submission its own trigger id: two submissions of the same form
+        # with the same values are two requests, never one replayed (pimbot refuses replays).
         payload = view_submission_payload(
-            self.actor(user), view, state_values(view, values), team_id=self._team_id()
+            self.actor(user),
+            view,
+            state_values(view, values),
+            team_id=self._team_id(),
+            trigger_id=self._trigger(user),
         )
         return self.sign(interactivity_body(payload), FORM)
 

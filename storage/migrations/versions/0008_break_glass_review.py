@@ -1,7 +1,7 @@
 """break-glass review: due, acknowledged, by whom
 
 Revision ID: 0008
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-02 16:45:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import storage.tables
 
 revision = "0008"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

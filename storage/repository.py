@@ -367,7 +367,7 @@ class SqlAuditLog:
             statement = statement.order_by(AuditRow.id.desc()).limit(query.limit)
         else:
             statement = statement.order_by(AuditRow.id)
-        found = list(self._session.execute(statement).tuples())
+        found = [(row, request) for row, request in self._session.execute(statement)]
         if query.limit:
             found.reverse()
         approvers = self._approver_names({r.request_id for r, _ in found if r.request_id})

@@ -168,7 +168,10 @@ def log_audit_event(**fields: object) -> None:
     """One audit entry as a log event (``"event": "audit"``) for a SIEM, after its commit.
 
     Logged at INFO on ``pimbot.audit``, which ``configure_logging`` keeps at INFO whatever
-    ``PIMBOT_LOG_LEVEL`` says: the trail is not chatter."""
+    ``PIMBOT_LOG_LEVEL`` says: the trail is not chatter. An entry about no request (an identity
+    link) keeps the ``request_id`` of the interaction it happened in, like any other line."""
+    if fields.get("request_id") is None:
+        fields.pop("request_id", None)
     logging.getLogger(AUDIT_LOGGER).info("audit", extra={"event": "audit", **fields})
 
 

@@ -67,10 +67,10 @@ log = logging.getLogger(__name__)
 
 
 class SqlRequestRepository:
-    def __init__(self, session: Session, audit: SqlAuditLog | None = None) -> None:
+    def __init__(self, session: Session, audit: SqlAuditLog) -> None:
         self._session = session
-        # Audit entries a save records join the unit of work's chain, written at commit.
-        self._audit = audit if audit is not None else SqlAuditLog(session)
+        # Audit entries a save records join the unit of work's chain, written at its commit.
+        self._audit = audit
 
     def add(self, request: ElevationRequest) -> None:
         request.version = 1

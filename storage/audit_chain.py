@@ -81,7 +81,7 @@ class ChainReport:
 
     def line(self) -> str:
         if self.intact:
-            return f"{self.entries} entries, chain intact"
+            return f"{self.entries} {'entry' if self.entries == 1 else 'entries'}, chain intact"
         where = f"entry {self.first_bad_id}" if self.first_bad_id is not None else "chain head"
         return f"audit chain broken at {where}: {self.problem}"
 

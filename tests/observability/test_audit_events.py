@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 from types import SimpleNamespace
@@ -13,6 +14,7 @@ from sqlalchemy import Engine, text
 
 from bot.elevation import AuditEntry, ElevationRequest, Person
 from bot.errors import PimUnavailable
+from bot.logs import configure_logging, log_audit_event
 from bot.ports import DirectoryUser
 from bot.services import PIM_JUSTIFICATION_LIMIT, _justification
 from storage.repository import AuditQuery
@@ -179,3 +181,21 @@ def test_many_approvers_are_summarised_within_the_limit() -> None:
     assert text.startswith("a reason (via pimbot, request ")
     assert "approver-000@a-rather-long-tenant-name.example" in text
     assert text.endswith("more)")
+
+
+def test_audit_events_are_logged_whatever_the_log_level(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        configure_logging(level="ERROR", fmt="json", secrets=["s3cret-value"])
+        logging.getLogger("bot.services").warning("quiet, please")
+        log_audit_event(audit_id=7, request_id=None, actor="operator", detail="s3cret-value")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        logging.getLogger("pimbot.audit").setLevel(logging.NOTSET)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(e["event"], e["audit_id"], e["detail"]) for e in lines] == [("audit", 7, "***")]
+    assert "request_id" not in lines[0]

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import logging
 import os
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from functools import wraps
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import click
 
 from bot.errors import ConfigurationError, PimbotError
 from bot.settings import Settings, redact_url
+
+if TYPE_CHECKING:
+    from storage.repository import AuditRecord
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -143,20 +149,175 @@ def emulator(tenant_file: Path | None, host: str, port: int, ca_file: Path | Non
     run_emulator(tenant_file=tenant_file, host=host, port=port, ca_path=ca_file)
 
 
-@main.command()
-@click.argument("request_id", required=False)
-@click.option("--limit", default=50, show_default=True)
-@_explain_errors
-def audit(request_id: str | None, limit: int) -> None:
-    """Print the audit trail (of one request, or the latest entries)."""
-    from bot.runtime import read_audit
+class _AuditGroup(click.Group):
+    """``pimbot audit [ID] [filters]`` shows entries; ``pimbot audit verify`` checks the chain."""
 
-    for entry in read_audit(load_settings(), request_id=request_id, limit=limit):
-        moved = f"{entry.from_status or '-'} → {entry.to_status or '-'}"
-        click.echo(
-            f"{entry.at.isoformat()}  {entry.request_id or '-':36}  {entry.actor:24}  "
-            f"{entry.action:18} {moved:32} {entry.detail or ''}"
-        )
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+class _When(click.ParamType[datetime]):
+    """An ISO-8601 date or time (UTC unless it says otherwise), or an age like ``24h``, ``7d``."""
+
+    name = "when"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        from datetime import UTC
+
+        from bot.durations import parse_duration
+
+        if isinstance(value, datetime):
+            return value
+        text = str(value).strip()
+        try:
+            age = parse_duration(text)
+        except ValueError:
+            pass
+        else:
+            if not text.isdigit():
+                return datetime.now(UTC) - age
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            self.fail(
+                f"{text!r} is neither a date or time (2026-12-01, 2026-12-01T09:30Z) nor an "
+                "age (24h, 7d, 90m)",
+                param,
+                ctx,
+            )
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
+_EXPORT_FIELDS = (
+    "id",
+    "at",
+    "request_id",
+    "action",
+    "from_status",
+    "to_status",
+    "actor",
+    "actor_name",
+    "actor_entra_id",
+    "requester",
+    "requester_name",
+    "requester_entra_id",
+    "role_name",
+    "role_definition_id",
+    "reason",
+    "ticket_number",
+    "ticket_system",
+    "detail",
+    "prev_hash",
+    "hash",
+)
+
+
+@main.group(cls=_AuditGroup)
+def audit() -> None:
+    """The audit trail: show it (the default), or verify its hash chain."""
+
+
+@audit.command("show")
+@click.argument("request_id", required=False)
+@click.option("--request", "request_option", metavar="ID", help="One request (id or its start).")
+@click.option("--person", help="A Slack user id (U…, or TEAM/U…) or an Entra object id.")
+@click.option("--role", help="A role's display name or role definition id.")
+@click.option("--since", type=_When(), help="From this time on: ISO-8601 or an age (24h, 7d).")
+@click.option("--until", type=_When(), help="Before this time: ISO-8601 or an age.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=None,
+    help="The newest N matching entries (default 50, or all of one request; 0: all).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "jsonl", "csv"]),
+    default="text",
+    show_default=True,
+    help="jsonl and csv carry names next to ids, reason, ticket and the chain hashes.",
+)
+@_explain_errors
+def audit_show(
+    request_id: str | None,
+    request_option: str | None,
+    person: str | None,
+    role: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int | None,
+    fmt: str,
+) -> None:
+    """Print audit entries, oldest first (of one request, or the latest entries).
+
+    In CSV, a cell that a spreadsheet would run as a formula (starting with = + - @) is
+    prefixed with a single quote.
+    """
+    from bot.runtime import read_audit
+    from storage.repository import AuditQuery
+
+    if request_id and request_option and request_id != request_option:
+        raise click.UsageError("give the request id once (argument or --request)")
+    wanted = request_id or request_option
+    if limit is None:
+        limit = 0 if wanted else 50
+    query = AuditQuery(
+        person=person,
+        role=role,
+        request_id=wanted,
+        since=since,
+        until=until,
+        limit=limit or None,
+    )
+    records = read_audit(load_settings(), query)
+    if fmt == "jsonl":
+        for record in records:
+            click.echo(json.dumps(_export_row(record), ensure_ascii=False))
+    elif fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(_EXPORT_FIELDS)
+        for record in records:
+            row = _export_row(record)
+            writer.writerow([_csv_cell(row[name]) for name in _EXPORT_FIELDS])
+    else:
+        for record in records:
+            moved = f"{record.from_status or '-'} → {record.to_status or '-'}"
+            actor = f"{record.actor} ({record.actor_name})" if record.actor_name else record.actor
+            click.echo(
+                f"#{record.id:<6} {record.at.isoformat()}  {record.request_id or '-':36}  "
+                f"{actor:24}  {record.action:18} {moved:32} {record.detail or ''}"
+            )
+
+
+def _export_row(record: AuditRecord) -> dict[str, object]:
+    row = {name: getattr(record, name) for name in _EXPORT_FIELDS}
+    row["at"] = record.at.isoformat()
+    return row
+
+
+def _csv_cell(value: object) -> object:
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return "" if value is None else value
+
+
+@audit.command("verify")
+@_explain_errors
+def audit_verify() -> None:
+    """Check the audit trail's hash chain: exit 0 if intact, 1 naming the first bad entry."""
+    from bot.runtime import verify_audit
+
+    report = verify_audit(load_settings())
+    if report.intact:
+        click.echo(report.line())
+        return
+    click.echo(report.line(), err=True)
+    sys.exit(1)
 
 
 @main.command()

@@ -182,6 +182,20 @@ def keep_request_bodies_out_of_logs() -> None:
             logger.addFilter(DropRecords())
 
 
+AUDIT_LOGGER = "pimbot.audit"
+
+
+def log_audit_event(**fields: object) -> None:
+    """One audit entry as a log event (``"event": "audit"``) for a SIEM, after its commit.
+
+    Logged at INFO on ``pimbot.audit``, which ``configure_logging`` keeps at INFO whatever
+    ``PIMBOT_LOG_LEVEL`` says: the trail is not chatter. An entry about no request (an identity
+    link) keeps the ``request_id`` of the interaction it happened in, like any other line."""
+    if fields.get("request_id") is None:
+        fields.pop("request_id", None)
+    logging.getLogger(AUDIT_LOGGER).info("audit", extra={"event": "audit", **fields})
+
+
 def configure_logging(*, level: str, fmt: str, secrets: Iterable[str] = ()) -> None:
     """Called once by the composition root; importing pimbot never touches logging."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
@@ -191,6 +205,7 @@ def configure_logging(*, level: str, fmt: str, secrets: Iterable[str] = ()) -> N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.getLogger(AUDIT_LOGGER).setLevel(logging.INFO)
     # A sweep that outlasts its interval is skipped by design (max_instances=1); APScheduler
     # would warn about it on every tick.
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)

@@ -19,9 +19,13 @@ from bot.elevation import RoleRef
 PIM_MAX_ACTIVATION = timedelta(hours=24)
 # PIM refuses to end an activation in its first five minutes, so shorter ones make no sense.
 MIN_DURATION = timedelta(minutes=5)
-# PIM's justification field holds 500 characters, and pimbot appends where the request came
-# from (``justification_suffix``): the reason a person types gets the rest, never silently cut.
+# PIM's justification field holds 500 characters (as pimbot has always assumed; the Graph docs
+# state no limit). pimbot appends the request and who approved it (``justification_suffix``)
+# so that PIM's own record stands alone; the reason a person types gets a fixed share, and is
+# refused beyond it rather than silently cut.
 PIM_JUSTIFICATION_LIMIT = 500
+# Room for "approved by <UPNs>" (shortened to "… and N more" when more approvers do not fit).
+JUSTIFICATION_WHO_ROOM = 139
 MIN_REASON_LENGTH = 5
 # A break-glass reason is read after the fact by the approvers who review it: ask for a real one.
 MIN_BREAK_GLASS_REASON_LENGTH = 20
@@ -33,12 +37,14 @@ TICKET_NUMBER_CHARACTERS = re.compile(r"[\w .:/#+-]+")
 TICKET_SYSTEM_CHARACTERS = re.compile(r"[\w .:/#+&()-]+")
 
 
-def justification_suffix(request_id: str) -> str:
+def justification_suffix(request_id: str, who: str) -> str:
     """What pimbot appends to the reason in the justification PIM stores and audits."""
-    return f" (via pimbot, request {request_id[:8]})"
+    return f" (via pimbot, request {request_id}; {who})"
 
 
-MAX_REASON_LENGTH = PIM_JUSTIFICATION_LIMIT - len(justification_suffix("0" * 36))
+MAX_REASON_LENGTH = PIM_JUSTIFICATION_LIMIT - len(
+    justification_suffix("0" * 36, "x" * JUSTIFICATION_WHO_ROOM)
+)
 
 
 def unstorable_text(value: str, *, multiline: bool = False) -> str | None:

@@ -44,6 +44,7 @@ from handlers.errors import explain
 from handlers.http import BackgroundHttpServer, WSGIApp, make_http_app
 from handlers.middleware import ContextPreservingExecutor, observe_slack_calls
 from handlers.notifier import SlackNotifier
+from storage.audit_chain import ChainReport
 from storage.database import (
     current_revision,
     head_revision,
@@ -52,6 +53,7 @@ from storage.database import (
     make_session_factory,
     upgrade,
 )
+from storage.repository import AuditQuery, AuditRecord
 from storage.unit_of_work import SqlUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -100,13 +102,22 @@ def upgrade_database(settings: Settings) -> str | None:
         engine.dispose()
 
 
-def read_audit(settings: Settings, *, request_id: str | None, limit: int) -> list[AuditEntry]:
+def read_audit(settings: Settings, query: AuditQuery) -> list[AuditRecord]:
+    """The audit entries ``query`` asks for, oldest first, with names, reason and ticket."""
     engine = open_database(settings)
     try:
         with SqlUnitOfWork(make_session_factory(engine)) as uow:
-            if request_id:
-                return uow.audit.list_for_request(request_id)
-            return list(reversed(uow.audit.list_recent(limit=limit)))
+            return uow.audit.search(query)
+    finally:
+        engine.dispose()
+
+
+def verify_audit(settings: Settings) -> ChainReport:
+    """Walk the audit trail's hash chain (``pimbot audit verify``)."""
+    engine = open_database(settings)
+    try:
+        with SqlUnitOfWork(make_session_factory(engine)) as uow:
+            return uow.audit.verify()
     finally:
         engine.dispose()
 

@@ -24,6 +24,7 @@ from bot.errors import (
     ConcurrentUpdate,
     IdentityError,
     NotAuthorized,
+    PimbotError,
     PimError,
     PimUnavailable,
     RequestNotFound,
@@ -43,6 +44,7 @@ from bot.ports import (
 )
 from bot.rules import (
     DURATION,
+    JUSTIFICATION_WHO_ROOM,
     PIM_JUSTIFICATION_LIMIT,
     ROLE,
     ApproverSpec,
@@ -320,7 +322,7 @@ def activate_request(request_id: str, *, ports: Ports) -> ElevationRequest:
                 principal_id=request.requester.entra_id,
                 role=request.role,
                 duration=request.duration,
-                justification=_justification(request),
+                justification=_justification(request, ports),
                 ticket=request.ticket,
                 start=request.requested_start,
             )
@@ -523,7 +525,7 @@ def _apply_extension(
         request.requester.entra_id,
         request.role,
         new_end=new_end,
-        justification=_justification(request),
+        justification=_justification(request, ports, extension=True),
         ticket=request.ticket,
     )
     final_end = result.ends_at or new_end
@@ -642,10 +644,51 @@ def _specs(request: ElevationRequest) -> list[ApproverSpec]:
     return [ApproverSpec.from_text(text) for text in request.approver_specs]
 
 
-def _justification(request: ElevationRequest) -> str:
-    # PIM shows this in its own audit log: say which tool asked, within PIM's 500 characters.
-    suffix = justification_suffix(request.id)
-    return request.reason[: PIM_JUSTIFICATION_LIMIT - len(suffix)] + suffix
+def _justification(request: ElevationRequest, ports: Ports, *, extension: bool = False) -> str:
+    """What PIM's own audit log shows: the reason, the request, and who approved it.
+
+    Approvers are named by UPN (their Entra object id when Graph cannot say), so PIM's record
+    stands on its own. Never longer than PIM accepts: the reason is cut, with an ellipsis,
+    before anything that identifies the request or its approvers is."""
+    round_ = request.extension_round if extension else 0
+    approvals = request.approvals(round_) or (request.approvals(0) if extension else [])
+    names = [_approver_name(d.approver, ports) for d in approvals]
+    if names:
+        who = "approved by " + _fit_names(names, room=JUSTIFICATION_WHO_ROOM - 12)
+    elif request.break_glass:
+        who = "break-glass, no approval"
+    else:
+        who = "no approval required"
+    suffix = justification_suffix(request.id, who[:JUSTIFICATION_WHO_ROOM])
+    # The form keeps reasons within MAX_REASON_LENGTH, which always fits whole; only a reason
+    # stored before that limit existed can be longer.
+    room = PIM_JUSTIFICATION_LIMIT - len(suffix)
+    reason = request.reason.strip()
+    if len(reason) > room:
+        reason = reason[: room - 1].rstrip() + "…"
+    return reason + suffix
+
+
+def _approver_name(approver: Person, ports: Ports) -> str:
+    if approver.entra_id is None:
+        return approver.key
+    try:
+        user = ports.pim.resolve_user(approver.entra_id)
+    except PimbotError as exc:
+        log.warning("approver's UPN unknown, naming their object id: %s", exc.user_message)
+        return approver.entra_id
+    return user.user_principal_name if user and user.user_principal_name else approver.entra_id
+
+
+def _fit_names(names: list[str], *, room: int) -> str:
+    shown = list(names)
+    while len(shown) > 1:
+        text = ", ".join(shown) + (f" and {len(names) - len(shown)} more" if names != shown else "")
+        if len(text) <= room:
+            return text
+        shown.pop()
+    text = shown[0] + (f" and {len(names) - 1} more" if len(names) > 1 else "")
+    return text if len(text) <= room else text[: room - 1] + "…"
 
 
 def deliver(ports: Ports, request: ElevationRequest, event: Event, notification: int) -> bool:

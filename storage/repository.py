@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, update
@@ -22,7 +24,16 @@ from bot.elevation import (
 )
 from bot.errors import ConcurrentUpdate
 from bot.ports import DueWork, Event, IdentityLink, PendingNotification, PostedMessage
+from storage.audit_chain import (
+    GENESIS,
+    ChainedFields,
+    ChainReport,
+    StoredEntry,
+    entry_hash,
+    verify_chain,
+)
 from storage.tables import (
+    AuditHeadRow,
     AuditRow,
     DecisionRow,
     IdentityLinkRow,
@@ -59,9 +70,14 @@ _MUTABLE = (
 )
 
 
+log = logging.getLogger(__name__)
+
+
 class SqlRequestRepository:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, audit: SqlAuditLog) -> None:
         self._session = session
+        # Audit entries a save records join the unit of work's chain, written at its commit.
+        self._audit = audit
 
     def add(self, request: ElevationRequest) -> None:
         request.version = 1
@@ -212,35 +228,289 @@ class SqlRequestRepository:
     def _flush_pending(self, request: ElevationRequest) -> None:
         for decision in request.new_decisions:
             self._session.add(_decision_to_row(request.id, decision))
-        for entry in request.new_audit_entries:
-            self._session.add(_audit_to_row(entry))
         try:
             self._session.flush()
         except IntegrityError:
             # The same person's decision raced in from another click: that click won.
             raise ConcurrentUpdate(request.id) from None
+        for entry in request.new_audit_entries:
+            self._audit.add(entry)
         request.new_decisions.clear()
         request.new_audit_entries.clear()
 
 
+@dataclass(frozen=True)
+class ChainedEntry:
+    """An audit entry as written: its id and its place in the hash chain."""
+
+    id: int
+    entry: AuditEntry
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """What ``pimbot audit`` filters by; None means "any"."""
+
+    person: str | None = None  # Slack user id (or team/user) or Entra object id
+    role: str | None = None  # display name or role definition id
+    request_id: str | None = None  # a request id or its first characters
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int | None = None  # the newest N matching entries (None: all)
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One audit entry with the names next to the ids, for people and for export."""
+
+    id: int
+    at: datetime
+    request_id: str | None
+    actor: str
+    actor_name: str | None
+    actor_entra_id: str | None
+    action: str
+    from_status: str | None
+    to_status: str | None
+    detail: str | None
+    requester: str | None  # team/user
+    requester_name: str | None
+    requester_entra_id: str | None
+    role_name: str | None
+    role_definition_id: str | None
+    reason: str | None
+    ticket_number: str | None
+    ticket_system: str | None
+    prev_hash: str
+    hash: str
+
+
 class SqlAuditLog:
-    """The append-only audit trail: there is deliberately no update or delete here."""
+    """The append-only, hash-chained audit trail: there is deliberately no update or delete.
+
+    ``add`` only queues an entry; the unit of work chains and inserts the queue just before it
+    commits (``write_pending``), holding the lock on ``audit_head`` for as short a time as
+    possible and always last, so appends never deadlock with the change they record.
+    """
 
     def __init__(self, session: Session) -> None:
         self._session = session
+        self._pending: list[AuditEntry] = []
 
     def add(self, entry: AuditEntry) -> None:
-        self._session.add(_audit_to_row(entry))
+        self._pending.append(entry)
+
+    def write_pending(self) -> list[ChainedEntry]:
+        """Chain and insert the queued entries (inside the caller's transaction)."""
+        if not self._pending:
+            return []
+        head = self._lock_head()
+        previous = head.last_hash or GENESIS
+        written: list[ChainedEntry] = []
+        for entry in self._pending:
+            digest = entry_hash(_chained_fields(entry), previous)
+            row = _audit_to_row(entry, previous, digest)
+            self._session.add(row)
+            self._session.flush()
+            written.append(ChainedEntry(row.id, entry, previous, digest))
+            previous = digest
+        head.last_id, head.last_hash = written[-1].id, previous
+        self._session.flush()
+        self._pending.clear()
+        return written
+
+    def discard_pending(self) -> None:
+        self._pending.clear()
+
+    def _lock_head(self) -> AuditHeadRow:
+        # Two transactions that both read the head unlocked would chain off the same entry;
+        # FOR UPDATE makes the second wait for the first to commit (PostgreSQL, READ COMMITTED
+        # then hands it the new head). SQLite has no row locks: BEGIN IMMEDIATE (see
+        # storage.database) already serialises every writer.
+        def locked() -> AuditHeadRow | None:
+            return self._session.scalars(
+                select(AuditHeadRow)
+                .where(AuditHeadRow.id == 1)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            ).one_or_none()
+
+        head = locked()
+        if head is not None:
+            return head
+        # Migration 0009 creates the row; it is only missing if someone deleted it.
+        last = self._session.execute(
+            select(AuditRow.id, AuditRow.hash).order_by(AuditRow.id.desc()).limit(1)
+        ).first()
+        if last is not None:
+            log.error("audit: the audit_head row was missing; recreated from entry %s", last.id)
+        try:
+            with self._session.begin_nested():
+                self._session.add(
+                    AuditHeadRow(
+                        id=1,
+                        last_id=last.id if last else None,
+                        last_hash=last.hash if last else None,
+                    )
+                )
+        except IntegrityError:
+            pass  # another transaction recreated it first
+        head = locked()
+        assert head is not None
+        return head
 
     def list_for_request(self, request_id: str) -> list[AuditEntry]:
+        self.write_pending()
         rows = self._session.scalars(
             select(AuditRow).where(AuditRow.request_id == request_id).order_by(AuditRow.id)
         ).all()
         return [_audit_from_row(r) for r in rows]
 
     def list_recent(self, *, limit: int = 100) -> list[AuditEntry]:
+        self.write_pending()
         rows = self._session.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit))
         return [_audit_from_row(r) for r in rows]
+
+    def search(self, query: AuditQuery) -> list[AuditRecord]:
+        """Entries matching ``query``, oldest first, with the request's names, reason, ticket."""
+        statement = select(AuditRow, RequestRow).outerjoin(
+            RequestRow, RequestRow.id == AuditRow.request_id
+        )
+        for condition in _audit_conditions(query):
+            statement = statement.where(condition)
+        if query.limit:
+            statement = statement.order_by(AuditRow.id.desc()).limit(query.limit)
+        else:
+            statement = statement.order_by(AuditRow.id)
+        found = [(row, request) for row, request in self._session.execute(statement)]
+        if query.limit:
+            found.reverse()
+        approvers = self._approver_names({r.request_id for r, _ in found if r.request_id})
+        return [_audit_record(row, request, approvers) for row, request in found]
+
+    def _approver_names(
+        self, request_ids: set[str]
+    ) -> dict[tuple[str, str], tuple[str | None, str | None]]:
+        if not request_ids:
+            return {}
+        rows = self._session.execute(
+            select(
+                DecisionRow.request_id,
+                DecisionRow.approver_team,
+                DecisionRow.approver_user,
+                DecisionRow.approver_name,
+                DecisionRow.approver_entra_id,
+            ).where(DecisionRow.request_id.in_(request_ids))
+        ).all()
+        return {
+            (request_id, f"{team}/{user}"): (name, entra_id)
+            for request_id, team, user, name, entra_id in rows
+        }
+
+    def verify(self) -> ChainReport:
+        """Walk the whole chain in id order (streamed) and check the head."""
+        head = self._session.execute(
+            select(AuditHeadRow.last_id, AuditHeadRow.last_hash).where(AuditHeadRow.id == 1)
+        ).first()
+        rows = self._session.execute(
+            select(AuditRow).order_by(AuditRow.id).execution_options(yield_per=1000)
+        ).scalars()
+        try:
+            entries = (
+                StoredEntry(row.id, _row_fields(row), row.prev_hash, row.hash) for row in rows
+            )
+            return verify_chain(entries, None if head is None else (head[0], head[1]))
+        finally:
+            rows.close()  # verification may stop early: close PostgreSQL's server-side cursor
+
+
+def _audit_conditions(query: AuditQuery) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if query.request_id:
+        conditions.append(AuditRow.request_id.startswith(query.request_id, autoescape=True))
+    if query.since is not None:
+        conditions.append(AuditRow.at >= query.since)
+    if query.until is not None:
+        conditions.append(AuditRow.at < query.until)
+    if query.role:
+        role = query.role.strip()
+        conditions.append(
+            or_(
+                func.lower(RequestRow.role_definition_id) == role.lower(),
+                func.lower(RequestRow.role_name) == role.lower(),
+            )
+        )
+    if query.person:
+        person = query.person.strip()
+        lowered = person.lower()
+        slack_keys_of_entra_user = (
+            select(IdentityLinkRow.slack_team + "/" + IdentityLinkRow.slack_user)
+            .where(func.lower(IdentityLinkRow.entra_id) == lowered)
+            .union(
+                select(DecisionRow.approver_team + "/" + DecisionRow.approver_user).where(
+                    func.lower(DecisionRow.approver_entra_id) == lowered
+                ),
+                select(RequestRow.requester_team + "/" + RequestRow.requester_user).where(
+                    func.lower(RequestRow.requester_entra_id) == lowered
+                ),
+            )
+        )
+        conditions.append(
+            or_(
+                AuditRow.actor == person,
+                AuditRow.actor.endswith("/" + person, autoescape=True),
+                AuditRow.actor.in_(slack_keys_of_entra_user),
+                RequestRow.requester_user == person,
+                RequestRow.requester_team + "/" + RequestRow.requester_user == person,
+                func.lower(RequestRow.requester_entra_id) == lowered,
+                # Identity events name the Slack user and the Entra user in their detail.
+                and_(
+                    AuditRow.request_id.is_(None),
+                    AuditRow.detail.contains(person, autoescape=True),
+                ),
+            )
+        )
+    return conditions
+
+
+def _audit_record(
+    row: AuditRow,
+    request: RequestRow | None,
+    approvers: dict[tuple[str, str], tuple[str | None, str | None]],
+) -> AuditRecord:
+    actor_name: str | None = None
+    actor_entra_id: str | None = None
+    requester = None
+    if request is not None:
+        requester = f"{request.requester_team}/{request.requester_user}"
+        if row.actor == requester:
+            actor_name, actor_entra_id = request.requester_name, request.requester_entra_id
+        else:
+            actor_name, actor_entra_id = approvers.get((request.id, row.actor), (None, None))
+    return AuditRecord(
+        id=row.id,
+        at=row.at,
+        request_id=row.request_id,
+        actor=row.actor,
+        actor_name=actor_name,
+        actor_entra_id=actor_entra_id,
+        action=row.action,
+        from_status=row.from_status,
+        to_status=row.to_status,
+        detail=row.detail,
+        requester=requester,
+        requester_name=request.requester_name if request else None,
+        requester_entra_id=request.requester_entra_id if request else None,
+        role_name=request.role_name if request else None,
+        role_definition_id=request.role_definition_id if request else None,
+        reason=request.reason if request else None,
+        ticket_number=request.ticket_number if request else None,
+        ticket_system=request.ticket_system if request else None,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
 
 
 class SqlOutbox:
@@ -579,7 +849,25 @@ def _decision_from_row(row: DecisionRow) -> ApprovalDecision:
     return ApprovalDecision(approver, Decision(row.decision), row.decided_at, row.reason, row.round)
 
 
-def _audit_to_row(entry: AuditEntry) -> AuditRow:
+def _chained_fields(entry: AuditEntry) -> ChainedFields:
+    return ChainedFields(
+        entry.request_id,
+        entry.actor,
+        entry.action,
+        entry.from_status,
+        entry.to_status,
+        entry.at,
+        entry.detail,
+    )
+
+
+def _row_fields(row: AuditRow) -> ChainedFields:
+    return ChainedFields(
+        row.request_id, row.actor, row.action, row.from_status, row.to_status, row.at, row.detail
+    )
+
+
+def _audit_to_row(entry: AuditEntry, prev_hash: str, digest: str) -> AuditRow:
     return AuditRow(
         request_id=entry.request_id,
         actor=entry.actor,
@@ -588,6 +876,8 @@ def _audit_to_row(entry: AuditEntry) -> AuditRow:
         to_status=entry.to_status,
         at=entry.at,
         detail=entry.detail,
+        prev_hash=prev_hash,
+        hash=digest,
     )
 
 

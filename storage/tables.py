@@ -163,6 +163,20 @@ class AuditRow(Base):
     to_status: Mapped[str | None] = mapped_column(String(32))
     at: Mapped[datetime] = mapped_column(nullable=False, index=True)
     detail: Mapped[str | None] = mapped_column(Text)
+    # The hash chain (storage/audit_chain.py): sha256 over this entry's fields and prev_hash.
+    prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    hash: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
+class AuditHeadRow(Base):
+    """One row (id 1): the newest audit entry. Appending locks it (SELECT ... FOR UPDATE), so
+    concurrent transactions on any replica chain one after the other, never off the same entry."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    last_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class IdentityLinkRow(Base):

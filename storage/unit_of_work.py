@@ -7,7 +7,9 @@ from typing import Self
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.logs import log_audit_event
 from storage.repository import (
+    ChainedEntry,
     SqlAuditLog,
     SqlIdentityLinks,
     SqlMessageLog,
@@ -35,8 +37,8 @@ class SqlUnitOfWork:
         if self._session is not None:
             raise RuntimeError("unit of work is not re-entrant")
         self._session = self._session_factory()
-        self.requests = SqlRequestRepository(self._session)
         self.audit = SqlAuditLog(self._session)
+        self.requests = SqlRequestRepository(self._session, self.audit)
         self.identities = SqlIdentityLinks(self._session)
         self.messages = SqlMessageLog(self._session)
         self.outbox = SqlOutbox(self._session)
@@ -51,6 +53,7 @@ class SqlUnitOfWork:
     ) -> None:
         assert self._session is not None
         try:
+            self.audit.discard_pending()
             self._session.rollback()
         finally:
             self._session.close()
@@ -58,8 +61,29 @@ class SqlUnitOfWork:
 
     def commit(self) -> None:
         assert self._session is not None, "commit() outside 'with uow:'"
+        written = self.audit.write_pending()
         self._session.commit()
+        # Only now is each entry evidence: a rolled-back change never logs a phantom entry.
+        for chained in written:
+            _log(chained)
 
     def rollback(self) -> None:
         assert self._session is not None, "rollback() outside 'with uow:'"
+        self.audit.discard_pending()
         self._session.rollback()
+
+
+def _log(chained: ChainedEntry) -> None:
+    entry = chained.entry
+    log_audit_event(
+        audit_id=chained.id,
+        request_id=entry.request_id,
+        actor=entry.actor,
+        action=entry.action,
+        from_status=entry.from_status,
+        to_status=entry.to_status,
+        at=entry.at.isoformat(),
+        detail=entry.detail,
+        prev_hash=chained.prev_hash,
+        hash=chained.hash,
+    )

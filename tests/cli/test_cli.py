@@ -102,6 +102,8 @@ def test_db_upgrade_creates_the_default_sqlite_file_and_audit_reads_it(tmp_path:
     assert linked.returncode == 0, linked.stderr
     audit = _pimbot("audit", cwd=tmp_path, PIMBOT_DATA_DIR=str(tmp_path / "data"))
     assert "identity_linked" in audit.stdout
+    verify = _pimbot("audit", "verify", cwd=tmp_path, PIMBOT_DATA_DIR=str(tmp_path / "data"))
+    assert (verify.returncode, verify.stdout) == (0, "1 entry, chain intact\n"), verify.stderr
 
 
 def _free_port() -> int:

@@ -23,7 +23,7 @@ from tests.e2e.conftest import ADA, APPROVALS, GRACE, PRA, SECURITY_READER, Stac
 
 REASON = "Rotate the emergency access keys"
 PIM_JUSTIFICATION_LIMIT = 500  # PIM's justification field
-MAX_REASON_LENGTH = 469  # what is left after " (via pimbot, request 1234abcd)"
+MAX_REASON_LENGTH = 300  # what is left of 500 after " (via pimbot, request <id>; approved by …)"
 MAX_NOTE_LENGTH = 500  # deny and extension reasons
 
 

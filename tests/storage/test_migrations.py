@@ -52,3 +52,42 @@ def test_an_empty_database_upgrades_to_head_without_drift(empty_database: Engine
     assert _drift(empty_database) == []
     upgrade(empty_database)  # a second upgrade is a no-op
     assert head_revision(empty_database) is not None
+
+
+@pytest.mark.parametrize("empty_database", BACKENDS, indirect=True)
+def test_the_hash_chain_migration_backfills_existing_entries_in_id_order(
+    empty_database: Engine,
+) -> None:
+    from storage.database import make_session_factory
+    from storage.unit_of_work import SqlUnitOfWork
+
+    upgrade(empty_database, "0004")
+    at = "2026-11-28 09:00:00.000001" if empty_database.dialect.name == "sqlite" else None
+    with empty_database.begin() as connection:
+        for i in range(3):
+            connection.execute(
+                text(
+                    "INSERT INTO audit_events (request_id, actor, action, at, detail) "
+                    "VALUES (NULL, 'operator', 'identity_linked', "
+                    + (":at" if at else "TIMESTAMPTZ '2026-11-28 09:00:00.000001+00'")
+                    + ", :detail)"
+                ),
+                {"detail": f"row {i}", **({"at": at} if at else {})},
+            )
+        last = connection.execute(text("SELECT max(id) FROM audit_events")).scalar_one()
+    upgrade(empty_database)
+    assert _drift(empty_database) == []
+    with SqlUnitOfWork(make_session_factory(empty_database)) as uow:
+        assert uow.audit.verify().line() == "3 entries, chain intact"
+    with empty_database.connect() as connection:
+        head = connection.execute(text("SELECT last_id FROM audit_head")).scalar_one()
+        assert head == last
+    # New entries continue the backfilled chain.
+    from bot.elevation import AuditEntry
+    from tests.fakes import T0
+
+    with SqlUnitOfWork(make_session_factory(empty_database)) as uow:
+        uow.audit.add(AuditEntry(None, "operator", "identity_linked", None, None, T0, "new"))
+        uow.commit()
+    with SqlUnitOfWork(make_session_factory(empty_database)) as uow:
+        assert uow.audit.verify().line() == "4 entries, chain intact"

@@ -10,11 +10,11 @@ one of its Graph requests is unanswered, right after the K-th reminder DM. A rem
 calls all come before it is sent, so the kill is outside the send-then-record window by
 construction (a kill inside it repeats that one reminder; see ``bot/timers.py``). At that
 moment the killed process has sent and recorded exactly K reminders and holds a lease
-(``DEFAULT_LEASE``, 2 minutes, not configurable) on every other due reminder. While nothing
-runs, more reminders and expiries come due. The restarted process must serve those at once,
+(``PIMBOT_SWEEP_LEASE``, 30 s here; 2 minutes by default) on every other due reminder. While
+nothing runs, more reminders and expiries come due. The restarted process must serve those at once,
 leave the dead process's claims alone until their lease ends, then serve them: every reminder
 and every "expired" DM exactly once. The test waits for the lease like a replacement replica
-in production would, so it takes a little over two minutes per backend.
+in production would, so it takes a little over the lease per backend.
 """
 
 from __future__ import annotations
@@ -255,6 +255,9 @@ def _process_env(
         "PIMBOT_DATABASE_URL": database_url,
         "PIMBOT_DATA_DIR": str(data_dir),
         "PIMBOT_SWEEP_INTERVAL": "1s",
+        # Long enough to outlast a restart on a busy machine, short enough not to wait out
+        # production's two minutes.
+        "PIMBOT_SWEEP_LEASE": "30s",
         "PIMBOT_LOG_FORMAT": "json",
         "PYTHONUNBUFFERED": "1",
     }

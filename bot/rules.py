@@ -99,6 +99,9 @@ class RolePolicy:
     reminder_lead: timedelta | None = None
     extension_requires_approval: bool = False
     break_glass_requesters: tuple[str, ...] = ()
+    # A role that needed approval may be extended without a new round only up to this total
+    # active time (``self_extension: {up_to: 2h}``); None: every extension needs approval.
+    self_extension_up_to: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,7 @@ class EffectiveRules:
     approvals_channel: str | None
     reminder_lead: timedelta
     break_glass_requesters: tuple[str, ...]
+    self_extension_up_to: timedelta | None = None
 
     @property
     def needs_user_proof(self) -> bool:
@@ -157,7 +161,25 @@ def effective_rules(
         approvals_channel=policy.approvals_channel or default_channel,
         reminder_lead=policy.reminder_lead or DEFAULT_REMINDER_LEAD,
         break_glass_requesters=policy.break_glass_requesters,
+        self_extension_up_to=policy.self_extension_up_to,
     )
+
+
+def extension_needs_approval(
+    rules: EffectiveRules, *, approved_by_people: bool, total: timedelta
+) -> bool:
+    """Whether an extension to ``total`` active time must go to the approvers again.
+
+    An elevation that needed approval was approved for what it asked, not for more: running
+    longer needs a new round, unless the policy file lets the requester extend it themselves
+    up to a stated total. PIM's isApprovalRequiredForExtension (or the policy's
+    ``extension_requires_approval``) asks for a round every time, whatever the role.
+    """
+    if rules.approval_required_for_extension:
+        return True
+    if not (approved_by_people or rules.approval_required):
+        return False
+    return rules.self_extension_up_to is None or total > rules.self_extension_up_to
 
 
 class Mode(StrEnum):

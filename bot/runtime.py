@@ -234,6 +234,7 @@ def build_slack_runtime(
         approvers=approvers,
         rules=rules,
         mode=settings.mode,
+        approval_ttl=settings.approval_ttl,
     )
     # Work after the ack gets its own pool: Bolt's listener threads stay free to ack.
     work = ContextPreservingExecutor(max_workers=32, thread_name_prefix="pimbot-work")

@@ -47,6 +47,7 @@ ENV_NAMES: dict[str, str] = {
     "PIMBOT_REMINDER_LEAD": "reminder_lead",
     "PIMBOT_PENDING_TIMEOUT": "pending_timeout",
     "PIMBOT_APPROVER_NUDGE_AFTER": "approver_nudge_after",
+    "PIMBOT_APPROVAL_TTL": "approval_ttl",
     "PIMBOT_SWEEP_INTERVAL": "sweep_interval",
 }
 FIELD_TO_ENV = {field: env for env, field in ENV_NAMES.items()}
@@ -57,6 +58,7 @@ _DURATION_FIELDS = (
     "reminder_lead",
     "pending_timeout",
     "approver_nudge_after",
+    "approval_ttl",
     "sweep_interval",
 )
 
@@ -91,6 +93,9 @@ class Settings(BaseModel):
     reminder_lead: timedelta = timedelta(minutes=10)
     pending_timeout: timedelta = timedelta(hours=24)
     approver_nudge_after: timedelta = timedelta(hours=1)
+    # How long an approval stays good for activating (from the decision, or from the requested
+    # start): an activation that could not happen in time fails instead of running on a stale yes.
+    approval_ttl: timedelta = timedelta(hours=1)
     sweep_interval: timedelta = timedelta(seconds=15)
 
     @field_validator(*_DURATION_FIELDS, mode="before")

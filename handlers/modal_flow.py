@@ -14,6 +14,7 @@ from slack_sdk import WebClient
 
 from bot.errors import PimbotError
 from bot.ports import EligibleRole
+from bot.rules import MIN_DURATION, extension_needs_approval
 from bot.services import get_request
 from handlers.blocks import extend_modal, loading_modal, notice_modal, request_modal
 from handlers.context import SlackDeps
@@ -76,7 +77,12 @@ def fill_extend_modal(
             request,
             rules.max_duration - left,
             tz_name=profile.tz if profile else None,
-            needs_approval=rules.approval_required_for_extension,
+            # Said up front when even the shortest extension would go to the approvers.
+            needs_approval=extension_needs_approval(
+                rules,
+                approved_by_people=bool(request.approvals()),
+                total=(request.active_total or timedelta(0)) + MIN_DURATION,
+            ),
         )
     except PimbotError as exc:
         form = notice_modal("Extend role", exc.user_message)

@@ -14,11 +14,13 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.approvers import DirectoryApproverResolver
-from bot.elevation import ElevationRequest, RequestStatus
+from bot.elevation import ElevationRequest, Person, RequestStatus
 from bot.ports import Clock, Event, PostedMessage, RulesSource, SlackDirectory, UnitOfWork
 from bot.rules import ApproverKind, ApproverSpec, EffectiveRules
 from handlers.blocks import (
     MessageContent,
+    approver_followup,
+    approver_nudge,
     extension_card,
     info_card,
     request_card,
@@ -31,6 +33,9 @@ log = logging.getLogger(__name__)
 APPROVER_CARD, INFO_CARD = "approver_card", "info_card"
 EXTENSION_CARD = "ext_card:"  # + the extension round
 DM_PREFIX = "dm:"
+APPROVER_NUDGE = "approver_nudge"
+# What approvers hear about, in a thread under the card they saw, once they approved.
+_FOLLOWUP_EVENTS = frozenset({Event.EXTENDED, Event.DEACTIVATED, Event.FAILED})
 RECENT_WINDOW = timedelta(days=30)
 # DMs the requester gets; the rest (e.g. a partial approval) only update the cards.
 _REQUESTER_EVENTS = frozenset(Event) - {Event.APPROVAL_RECORDED, Event.NUDGE}
@@ -64,6 +69,8 @@ class SlackNotifier:
             self._post_extension_cards(request, rules)
         if event is Event.NUDGE:
             self._nudge(request, rules)
+        if event in _FOLLOWUP_EVENTS and request.approvals():
+            self._follow_up(request, event)
         if event in _REQUESTER_EVENTS and not (
             event is Event.SUBMITTED and request.status is not RequestStatus.PENDING_APPROVAL
         ):
@@ -93,6 +100,8 @@ class SlackNotifier:
                 content = info_card(request)
             elif message.kind.startswith(EXTENSION_CARD):
                 content = self._extension_card(request, int(message.kind[len(EXTENSION_CARD) :]))
+            elif message.kind == APPROVER_NUDGE:
+                content = approver_nudge(request, self._clock.now())
             else:
                 continue  # the requester's DMs are folded when the next one goes out
             self._update(message, content)
@@ -130,11 +139,32 @@ class SlackNotifier:
         )
 
     def _nudge(self, request: ElevationRequest, rules: EffectiveRules) -> None:
-        content = requester_message(request, Event.NUDGE, None)
+        # The approvers' own reminder (who asked, for what, how long ago, Approve / Deny), kept
+        # current like a card; the requester is never among them.
+        content = approver_nudge(request, self._clock.now())
         for user in self._approvers.slack_ids(_specs(request), rules):
-            if user != request.requester.slack_user:
+            if user != request.requester.slack_user and not request.has_decided(
+                Person(request.requester.slack_team, user)
+            ):
+                self._post(request, user, content, APPROVER_NUDGE)
+
+    def _follow_up(self, request: ElevationRequest, event: Event) -> None:
+        """A short thread reply under each approver card: the card changed, this pings."""
+        message_text = approver_followup(request, event.value)
+        with self._uow() as uow:
+            cards = [
+                m for m in uow.messages.list_for_request(request.id) if m.kind == APPROVER_CARD
+            ]
+        for card in cards:
+            try:
                 self._client.chat_postMessage(
-                    channel=user, text=content.text, blocks=content.blocks
+                    channel=card.channel, thread_ts=card.ts, text=message_text, unfurl_links=False
+                )
+            except SlackApiError as exc:
+                log.warning(
+                    "could not reply under a card: %s",
+                    exc.response.get("error"),
+                    extra={"request_id": request.id, "channel": card.channel},
                 )
 
     def _describe(self, spec: ApproverSpec) -> str:
@@ -167,15 +197,35 @@ class SlackNotifier:
     def _post(
         self, request: ElevationRequest, channel: str, content: MessageContent, kind: str
     ) -> None:
+        if not kind.startswith(DM_PREFIX):
+            # One card per (request, target, kind): a retried delivery (an earlier attempt
+            # posted here, then failed further on) updates that card instead of a second one.
+            existing = self._posted(request.id, channel, kind)
+            if existing is not None:
+                self._update(existing, content)
+                return
         response = self._client.chat_postMessage(
             channel=channel, text=content.text, blocks=content.blocks, unfurl_links=False
         )
         posted = PostedMessage(
-            request.id, response["channel"], response["ts"], kind, self._clock.now()
+            request.id, response["channel"], response["ts"], kind, self._clock.now(), channel
         )
         with self._uow() as uow:
             uow.messages.add(posted)
             uow.commit()
+
+    def _posted(self, request_id: str, target: str, kind: str) -> PostedMessage | None:
+        with self._uow() as uow:
+            posted = uow.messages.list_for_request(request_id)
+        return next(
+            (
+                m
+                for m in posted
+                if m.kind == kind
+                and (m.target == target or (m.target is None and m.channel == target))
+            ),
+            None,
+        )
 
     def _update(self, message: PostedMessage, content: MessageContent) -> None:
         try:

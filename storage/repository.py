@@ -49,6 +49,7 @@ _MUTABLE = (
     "extension_reason",
     "extension_requested_at",
     "extension_round",
+    "extension_key",
 )
 
 
@@ -340,6 +341,7 @@ class SqlMessageLog:
                 ts=message.ts,
                 kind=message.kind,
                 posted_at=message.posted_at,
+                target=message.target,
             )
         )
 
@@ -349,7 +351,10 @@ class SqlMessageLog:
             .where(SlackMessageRow.request_id == request_id)
             .order_by(SlackMessageRow.id)
         ).all()
-        return [PostedMessage(r.request_id, r.channel, r.ts, r.kind, r.posted_at) for r in rows]
+        return [
+            PostedMessage(r.request_id, r.channel, r.ts, r.kind, r.posted_at, r.target)
+            for r in rows
+        ]
 
 
 # --- row <-> domain ------------------------------------------------------------------------------
@@ -436,6 +441,7 @@ def _to_row(request: ElevationRequest) -> RequestRow:
         extension_reason=request.extension_reason,
         extension_requested_at=request.extension_requested_at,
         extension_round=request.extension_round,
+        extension_key=request.extension_key,
     )
 
 
@@ -476,6 +482,7 @@ def _from_row(row: RequestRow, decisions: list[ApprovalDecision]) -> ElevationRe
         extension_reason=row.extension_reason,
         extension_requested_at=row.extension_requested_at,
         extension_round=row.extension_round,
+        extension_key=row.extension_key,
         decisions=decisions,
     )
 

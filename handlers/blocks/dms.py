@@ -158,7 +158,7 @@ def approver_nudge(request: ElevationRequest, now: datetime) -> MessageContent:
     label = STATUS_LABELS[request.status]
     if request.status is RequestStatus.PENDING_APPROVAL:
         headline = (
-            f":hourglass_flowing_sand: {who} asked for {role} for {humanize(request.duration)} "
+            f":hourglass_flowing_sand: {who} asked for {role} ({humanize(request.duration)}) "
             f"{waited} ago and is still waiting for approval: "
             f"{quorum_text(len(request.approvals()), request.quorum)} so far."
         )

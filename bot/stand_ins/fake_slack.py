@@ -669,9 +669,9 @@ class FakeSlack:
             "x-accepted-oauth-scopes": _NEEDED_SCOPES.get(method, ""),
         }
         failures = self._failures.get(method)
-        failure = failures.pop(0) if failures else None
-        if failure is not None:
-            error, extra = failure
+        scripted = failures.pop(0) if failures else None
+        if scripted is not None:
+            error, extra = scripted
             return 200, headers, {"ok": False, "error": error, **extra}
         try:
             self._require_scope(_NEEDED_SCOPES.get(method))

@@ -73,6 +73,7 @@ def fill_extend_modal(
         rules = deps.ports.rules.rules_for(request.role)
         left = (request.ends_at - deps.ports.clock.now()) if request.ends_at else timedelta(0)
         profile = deps.directory.user_profile(user_id)
+        approved_by_people = bool(request.approvals())
         form = extend_modal(
             request,
             rules.max_duration - left,
@@ -80,8 +81,13 @@ def fill_extend_modal(
             # Said up front when even the shortest extension would go to the approvers.
             needs_approval=extension_needs_approval(
                 rules,
-                approved_by_people=bool(request.approvals()),
+                approved_by_people=approved_by_people,
                 total=(request.active_total or timedelta(0)) + MIN_DURATION,
+            ),
+            self_extension_up_to=(
+                rules.self_extension_up_to
+                if approved_by_people or rules.approval_required
+                else None
             ),
         )
     except PimbotError as exc:

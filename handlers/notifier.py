@@ -34,6 +34,7 @@ APPROVER_CARD, INFO_CARD = "approver_card", "info_card"
 EXTENSION_CARD = "ext_card:"  # + the extension round
 DM_PREFIX = "dm:"
 APPROVER_NUDGE = "approver_nudge"
+REPLY_PREFIX = "reply:"  # + event + extension count: a thread reply under an approver card
 # What approvers hear about, in a thread under the card they saw, once they approved.
 _FOLLOWUP_EVENTS = frozenset({Event.EXTENDED, Event.DEACTIVATED, Event.FAILED})
 RECENT_WINDOW = timedelta(days=30)
@@ -150,16 +151,16 @@ class SlackNotifier:
 
     def _follow_up(self, request: ElevationRequest, event: Event) -> None:
         """A short thread reply under each approver card: the card changed, this pings."""
-        message_text = approver_followup(request, event.value)
+        content = approver_followup(request, event.value)
+        # One reply per change per card, also when the delivery is retried.
+        kind = f"{REPLY_PREFIX}{event.value}:{request.extension_count}"
         with self._uow() as uow:
             cards = [
                 m for m in uow.messages.list_for_request(request.id) if m.kind == APPROVER_CARD
             ]
         for card in cards:
             try:
-                self._client.chat_postMessage(
-                    channel=card.channel, thread_ts=card.ts, text=message_text, unfurl_links=False
-                )
+                self._post(request, card.channel, content, kind, thread_ts=card.ts)
             except SlackApiError as exc:
                 log.warning(
                     "could not reply under a card: %s",
@@ -195,7 +196,13 @@ class SlackNotifier:
     # --- Slack calls -----------------------------------------------------------------------------
 
     def _post(
-        self, request: ElevationRequest, channel: str, content: MessageContent, kind: str
+        self,
+        request: ElevationRequest,
+        channel: str,
+        content: MessageContent,
+        kind: str,
+        *,
+        thread_ts: str | None = None,
     ) -> None:
         if not kind.startswith(DM_PREFIX):
             # One card per (request, target, kind): a retried delivery (an earlier attempt
@@ -205,7 +212,11 @@ class SlackNotifier:
                 self._update(existing, content)
                 return
         response = self._client.chat_postMessage(
-            channel=channel, text=content.text, blocks=content.blocks, unfurl_links=False
+            channel=channel,
+            text=content.text,
+            blocks=content.blocks,
+            unfurl_links=False,
+            thread_ts=thread_ts,  # None is left out of the call
         )
         posted = PostedMessage(
             request.id, response["channel"], response["ts"], kind, self._clock.now(), channel

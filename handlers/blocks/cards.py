@@ -132,20 +132,22 @@ def extensions_line(request: ElevationRequest) -> str:
     )
 
 
-def approver_followup(request: ElevationRequest, event: str) -> str:
+def approver_followup(request: ElevationRequest, event: str) -> MessageContent:
     """A short thread reply under an approver card: what became of what they approved."""
     role = text.mrkdwn(request.role.display_name, 200)
     who = mention(request.requester)
     if event == "extended":
         until = slack_date(request.ends_at) if request.ends_at else "?"
-        return text.truncate(
-            f":arrows_clockwise: {who}'s *{role}* was extended; it now lasts until {until}.",
-            text.FALLBACK_TEXT,
-        )
-    if event == "deactivated":
-        return f":white_circle: {who} ended *{role}* early."
-    why = text.mrkdwn(request.failure_reason or "PIM did not say why.", 1000)
-    return f":x: Activating *{role}* for {who} failed: {why}"
+        line = f":arrows_clockwise: {who}'s *{role}* was extended; it now lasts until {until}."
+    elif event == "deactivated":
+        line = f":white_circle: {who} ended *{role}* early."
+    else:
+        why = text.mrkdwn(request.failure_reason or "PIM did not say why.", 1000)
+        line = f":x: Activating *{role}* for {who} failed: {why}"
+    line = text.truncate(line, text.SECTION_TEXT)
+    return MessageContent(
+        text.truncate(line.replace("*", ""), text.FALLBACK_TEXT), [SectionBlock(text=md(line))]
+    )
 
 
 def decision_buttons(request: ElevationRequest) -> ActionsBlock:

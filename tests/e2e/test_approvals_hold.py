@@ -77,7 +77,7 @@ def _replies(stack: Stack, card: SlackMessage) -> list[SlackMessage]:
 def test_extending_an_approved_role_needs_a_new_approval(stack: Stack) -> None:
     card = _approved_pra(stack)
     approved_end = _end_in_pim(stack, PRA)
-    stack.sender.submit_view(_open_extend(stack), {"extend_duration": "PT3H"}, user=ADA)
+    stack.sender.submit_view(_open_extend(stack), {"extend_duration": "PT2H"}, user=ADA)
     [extension] = stack.wait(lambda: _extension_cards(stack), what="an extension card")
     stack.wait(
         lambda: "needs approval again" in "".join(stack.dm_texts(ADA)[-1:]), what="Ada is told"
@@ -86,7 +86,7 @@ def test_extending_an_approved_role_needs_a_new_approval(stack: Stack) -> None:
 
     stack.sender.click("pim-approve-extension", user=GRACE, message=extension)
     stack.wait(lambda: _end_in_pim(stack, PRA) > approved_end, what="the end moved in PIM")
-    assert _end_in_pim(stack, PRA) - approved_end == timedelta(hours=3)
+    assert _end_in_pim(stack, PRA) - approved_end == timedelta(hours=2)
     # The approvers' own card shows the extension, who approved it, and the new end.
     stack.wait(
         lambda: "Extended once" in str(stack.slack.message(APPROVALS, card.ts).blocks),
@@ -104,7 +104,9 @@ def test_self_extension_allowed_up_to_the_stated_total_then_approval_again(
     )
     card = _approved_pra(stack)
     approved_end = _end_in_pim(stack, PRA)
-    stack.sender.submit_view(_open_extend(stack), {"extend_duration": "PT1H"}, user=ADA)
+    form = _open_extend(stack)
+    assert "extend it yourself up to 2h in all" in str(form["blocks"])
+    stack.sender.submit_view(form, {"extend_duration": "PT1H"}, user=ADA)
     stack.wait(lambda: _end_in_pim(stack, PRA) > approved_end, what="self-extension in PIM")
     assert _end_in_pim(stack, PRA) - approved_end == timedelta(hours=1)
     assert not _extension_cards(stack)
@@ -115,6 +117,7 @@ def test_self_extension_allowed_up_to_the_stated_total_then_approval_again(
     )
     stack.wait(lambda: _replies(stack, card), what="a thread reply for the approvers")
     assert "was extended" in _replies(stack, card)[0].text
+    assert len(_replies(stack, card)) == 1
 
     # Past two hours in all it goes to the approvers again.
     stack.sender.submit_view(_open_extend(stack), {"extend_duration": "PT30M"}, user=ADA)

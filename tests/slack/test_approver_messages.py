@@ -69,9 +69,11 @@ def test_a_card_never_extended_says_nothing_about_extensions() -> None:
 
 def test_follow_ups_for_extension_early_end_and_failure() -> None:
     request = _active(make_request())
-    assert "was extended" in approver_followup(request, "extended")
-    assert "ended" in approver_followup(request, "deactivated")
+    assert "was extended" in approver_followup(request, "extended").text
+    assert "ended" in approver_followup(request, "deactivated").text
     failed = make_request()
     failed.approve(GRACE, at=NOW)
     failed.mark_failed(reason="the approval lapsed", at=NOW)
-    assert "the approval lapsed" in approver_followup(failed, "failed")
+    content = approver_followup(failed, "failed")
+    assert "the approval lapsed" in content.text
+    assert check_message_limits(_blocks(content), content.text) == []

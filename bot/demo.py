@@ -197,11 +197,24 @@ def _story(demo: Demo) -> None:
     reminder = demo.dm_with(ADA, "ends at")
     demo.show()
 
-    demo.step(ADA, "clicks Extend and asks for 30 more minutes")
+    demo.step(ADA, "clicks Extend and asks for 30 more minutes: it was approved for 1 hour, so")
+    click.echo("   the extension goes to the approvers first (the role stays active meanwhile)")
     opened = len(demo.slack.calls("views.update"))
     demo.sender.click("pim-extend", user=ADA, message=reminder)
     demo.wait(lambda: len(demo.slack.calls("views.update")) > opened, "the extend form")
     demo.sender.submit_view(demo.slack.latest_view(ADA), {"extend_duration": "PT30M"}, user=ADA)
+    demo.dm_with(ADA, "needs approval again")
+    extension = demo.wait(
+        lambda: next(
+            (m for m in reversed(demo.slack.messages(APPROVALS)) if "extend" in m.text.lower()),
+            None,
+        ),
+        "the extension card",
+    )
+    demo.show()
+
+    demo.step(GRACE, "approves the extension: the end moves in PIM, the card shows it")
+    demo.sender.click("pim-approve-extension", user=GRACE, message=extension)
     dm = demo.dm_with(ADA, "now lasts until")
     demo.show()
 
@@ -217,7 +230,12 @@ def _story(demo: Demo) -> None:
     demo.submit(ADA, form, {"duration": "PT30M", "reason": "One more look at the audit logs"})
     card = demo.wait(
         lambda: next(
-            (m for m in reversed(demo.slack.messages(APPROVALS)) if m.ts != card.ts), None
+            (
+                m
+                for m in reversed(demo.slack.messages(APPROVALS))
+                if m.ts != card.ts and "requests" in m.text and not m.thread_ts
+            ),
+            None,
         ),
         "the second card",
     )

@@ -195,6 +195,10 @@ class ElevationRequest:
     review_due_at: datetime | None = None
     reviewed_at: datetime | None = None
     reviewed_by: Person | None = None
+
+    # The idempotency key of the last extension form applied (Slack's view id): the same
+    # submission arriving twice must not extend twice.
+    extension_key: str | None = None
     decisions: list[ApprovalDecision] = field(default_factory=list)
     # Filled by the methods below, drained by the repository in the same transaction.
     new_audit_entries: list[AuditEntry] = field(default_factory=list)
@@ -255,6 +259,14 @@ class ElevationRequest:
 
     def has_decided(self, person: Person, round: int = 0) -> bool:
         return any(d.approver.key == person.key and d.round == round for d in self.decisions)
+
+    def approval_lapsed(self, *, at: datetime, ttl: timedelta) -> bool:
+        """An ``approved`` request not activated within ``ttl`` of its approval (or of the start
+        it asked for): the yes was given for then, not for whenever activation finally works."""
+        if self.status is not S.APPROVED or self.decided_at is None:
+            return False
+        valid_from = max(self.decided_at, self.requested_start or self.decided_at)
+        return at > valid_from + ttl
 
     @property
     def awaits_extension_approval(self) -> bool:
@@ -467,6 +479,33 @@ class ElevationRequest:
             at,
             reviewer.entra_id,
         )
+
+    def claim_extension_key(self, key: str, *, at: datetime) -> None:
+        """Record that the extension form ``key`` is being applied; a second one is refused."""
+        if self.extension_key == key:
+            raise AlreadyDecided(
+                "That extension form was already sent and handled; "
+                "open Extend again if you need more time."
+            )
+        next_status(self.status, Action.EXTEND)
+        self.extension_key = key
+        self.updated_at = at
+
+    @property
+    def active_total(self) -> timedelta | None:
+        """How long the role has been granted for in all, from its start to its current end."""
+        if self.starts_at is None or self.ends_at is None:
+            return None
+        return self.ends_at - self.starts_at
+
+    def approved_extension_rounds(self) -> list[int]:
+        """The extension rounds that reached quorum, oldest first."""
+        return [
+            r
+            for r in range(1, self.extension_round + 1)
+            if len(self.approvals(r)) >= self.quorum
+            and not (self.awaits_extension_approval and r == self.extension_round)
+        ]
 
     def mark_nudged(self, *, at: datetime) -> None:
         """Approvers were reminded that the request still waits for them."""

@@ -61,6 +61,26 @@ class _Approver(BaseModel):
         return ApproverSpec(ApproverKind.PIM)
 
 
+class _SelfExtension(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    up_to: timedelta
+
+    @field_validator("up_to", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_duration(value)
+        raise ValueError("write the total active time with a unit, e.g. up_to: 2h")
+
+    @field_validator("up_to")
+    @classmethod
+    def _within_pim(cls, value: timedelta) -> timedelta:
+        if not timedelta(minutes=5) <= value <= PIM_MAX_ACTIVATION:
+            raise ValueError("must be between 5m and 24h (PIM's activation limits)")
+        return value
+
+
 class _RoleRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -78,6 +98,7 @@ class _RoleRules(BaseModel):
     break_glass_overrides_pim_approval: bool | None = None
     # Where break-glass alerts go besides the approvals channel (security team, SOC).
     security_channel: str | None = None
+    self_extension: _SelfExtension | None = None
 
     @field_validator("max_duration", "reminder_lead", mode="before")
     @classmethod
@@ -187,11 +208,30 @@ def parse_policy(raw: object, *, source: Path | None = None) -> PolicyFile:
         policy = _merge(defaults, rules)
         if policy.approval is ApprovalMode.AUTO and policy.quorum > 1:
             problems.append(f"{name}: roles.{key}: approval 'auto' cannot have a quorum")
+        problems.extend(_self_extension_problems(f"{name}: roles.{key}", policy))
         lookup = key.lower() if _GUID.match(key) else key.casefold()
         roles[lookup] = policy
+    problems[:0] = _self_extension_problems(f"{name}: defaults", defaults)
     if problems:
         raise ConfigurationError(problems)
     return PolicyFile(defaults=defaults, roles=roles, source=source)
+
+
+def _self_extension_problems(where: str, policy: RolePolicy) -> list[str]:
+    up_to = policy.self_extension_up_to
+    if up_to is None:
+        return []
+    if policy.extension_requires_approval:
+        return [
+            f"{where}: self_extension contradicts extension_requires_approval: true "
+            "(remove one of them)"
+        ]
+    if policy.max_duration is not None and up_to > policy.max_duration:
+        return [
+            f"{where}: self_extension.up_to ({up_to}) is longer than max_duration "
+            f"({policy.max_duration}); it can never be reached"
+        ]
+    return []
 
 
 def _explain(error: Any) -> str:
@@ -224,4 +264,9 @@ def _merge(base: RolePolicy, rules: _RoleRules) -> RolePolicy:
             "break_glass_overrides_pim_approval", base.break_glass_overrides_pim_approval
         ),
         security_channel=given.get("security_channel", base.security_channel),
+        self_extension_up_to=(
+            rules.self_extension.up_to
+            if rules.self_extension is not None
+            else base.self_extension_up_to
+        ),
     )

@@ -279,6 +279,7 @@ class PostedMessage:
     ts: str
     kind: str  # "approver_card" | "info_card" | "requester_dm" | "reminder"
     posted_at: datetime
+    target: str | None = None  # what it was addressed to: a channel id, or a user id (a DM)
 
 
 class MessageLog(Protocol):

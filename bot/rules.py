@@ -154,6 +154,9 @@ class RolePolicy:
     # the operator said so for that very role.
     break_glass_overrides_pim_approval: bool = False
     security_channel: str | None = None
+    # A role that needed approval may be extended without a new round only up to this total
+    # active time (``self_extension: {up_to: 2h}``); None: every extension needs approval.
+    self_extension_up_to: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,7 @@ class EffectiveRules:
     pim_approval_required: bool = False  # PIM's own setting, before the policy file
     break_glass_overrides_pim_approval: bool = False
     security_channel: str | None = None  # break-glass alerts, besides the approvals channel
+    self_extension_up_to: timedelta | None = None
 
     @property
     def needs_user_proof(self) -> bool:
@@ -240,7 +244,25 @@ def effective_rules(
         pim_approval_required=settings.approval_required,
         break_glass_overrides_pim_approval=policy.break_glass_overrides_pim_approval,
         security_channel=policy.security_channel or default_security_channel,
+        self_extension_up_to=policy.self_extension_up_to,
     )
+
+
+def extension_needs_approval(
+    rules: EffectiveRules, *, approved_by_people: bool, total: timedelta
+) -> bool:
+    """Whether an extension to ``total`` active time must go to the approvers again.
+
+    An elevation that needed approval was approved for what it asked, not for more: running
+    longer needs a new round, unless the policy file lets the requester extend it themselves
+    up to a stated total. PIM's isApprovalRequiredForExtension (or the policy's
+    ``extension_requires_approval``) asks for a round every time, whatever the role.
+    """
+    if rules.approval_required_for_extension:
+        return True
+    if not (approved_by_people or rules.approval_required):
+        return False
+    return rules.self_extension_up_to is None or total > rules.self_extension_up_to
 
 
 class Mode(StrEnum):

@@ -286,6 +286,7 @@ def build_slack_runtime(
         rules=rules,
         mode=settings.mode,
         review_nudge_every=settings.approver_nudge_after,
+        approval_ttl=settings.approval_ttl,
     )
     # Work after the ack gets its own pool: Bolt's listener threads stay free to ack.
     work = ContextPreservingExecutor(max_workers=32, thread_name_prefix="pimbot-work")

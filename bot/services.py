@@ -51,6 +51,7 @@ from bot.rules import (
     EffectiveRules,
     Mode,
     RequestForm,
+    extension_needs_approval,
     justification_suffix,
     note_problem,
     validate_request,
@@ -78,6 +79,8 @@ class Ports:
     mode: Mode = Mode.BROKER
     # How often approvers are reminded of a break-glass activation nobody acknowledged yet.
     review_nudge_every: timedelta = timedelta(hours=1)
+    # An approved request not activated within this (of its approval or requested start) fails.
+    approval_ttl: timedelta = timedelta(hours=1)
 
 
 # --- requesting ----------------------------------------------------------------------------------
@@ -314,6 +317,17 @@ def activate_request(request_id: str, *, ports: Ports) -> ElevationRequest:
     request = load_request(request_id, ports)
     if request.status is not RequestStatus.APPROVED:
         return request  # someone else (a racing click, the sweeper) got here first
+    if request.approval_lapsed(at=ports.clock.now(), ttl=ports.approval_ttl):
+        # Fail rather than reopen the decision: the requester is told plainly to ask again,
+        # the approvers' card says why, and nobody is activated on a yes given hours ago.
+        decided = request.decided_at.strftime("%Y-%m-%d %H:%M UTC") if request.decided_at else "?"
+        return _fail(
+            request_id,
+            f"the approval given at {decided} lapsed before {request.role.display_name} could "
+            f"be activated (approvals are good for {humanize(ports.approval_ttl)}). "
+            "Ask again with `/pim request`.",
+            ports,
+        )
     assert request.requester.entra_id is not None
     rules = ports.rules.rules_for(request.role)
     try:
@@ -431,21 +445,41 @@ def _schedule_deactivation(
 
 
 def extend_request(
-    request_id: str, actor: Person, extra: timedelta, *, ports: Ports, reason: str = ""
+    request_id: str,
+    actor: Person,
+    extra: timedelta,
+    *,
+    ports: Ports,
+    reason: str = "",
+    key: str | None = None,
 ) -> ElevationRequest:
     """Move the end of an active elevation later, with no gap in access.
 
-    Where PIM (isApprovalRequiredForExtension) or the policy file says an extension needs
-    approval again, the role stays active and the extension goes to the approvers first.
+    A role that needed approval was approved for what it asked: running longer goes to the
+    approvers again (a new round; the role stays active meanwhile), unless the policy file's
+    ``self_extension`` allows this total. PIM's isApprovalRequiredForExtension or the policy's
+    ``extension_requires_approval`` send every extension to them. ``key`` (the Slack form's
+    view id) makes a replayed submission a no-op answered "already sent".
     """
     request = load_request(request_id, ports)
     check_is_requester(request, actor)
     next_status(request.status, LifecycleAction.EXTEND)
     rules = ports.rules.rules_for(request.role)
-    _check_extension_bounds(request, extra, rules, ports.clock.now())
-    if rules.approval_required_for_extension:
+    now = ports.clock.now()
+    _check_extension_bounds(request, extra, rules, now)
+    assert request.ends_at is not None
+    needs_approval = extension_needs_approval(
+        rules,
+        approved_by_people=bool(request.approvals()),
+        total=request.ends_at + extra - (request.starts_at or now),
+    )
+    if needs_approval:
         _require_approvers(rules, ports)
-        now = ports.clock.now()
+    if key is not None:
+        # Claimed in its own conditional save before Graph is called: of two identical
+        # submissions racing, exactly one gets past this point.
+        change_request(request_id, lambda req: req.claim_extension_key(key, at=now), ports)
+    if needs_approval:
         why = reason.strip() or request.reason
         request = change_request(
             request_id,

@@ -53,6 +53,7 @@ ENV_NAMES: dict[str, str] = {
     "PIMBOT_REMINDER_LEAD": "reminder_lead",
     "PIMBOT_PENDING_TIMEOUT": "pending_timeout",
     "PIMBOT_APPROVER_NUDGE_AFTER": "approver_nudge_after",
+    "PIMBOT_APPROVAL_TTL": "approval_ttl",
     "PIMBOT_SWEEP_INTERVAL": "sweep_interval",
     "PIMBOT_SWEEP_LEASE": "sweep_lease",
     "PIMBOT_SHUTDOWN_GRACE": "shutdown_grace",
@@ -65,6 +66,7 @@ _DURATION_FIELDS = (
     "reminder_lead",
     "pending_timeout",
     "approver_nudge_after",
+    "approval_ttl",
     "sweep_interval",
     "sweep_lease",
     "shutdown_grace",
@@ -109,6 +111,9 @@ class Settings(BaseModel):
     reminder_lead: timedelta = timedelta(minutes=10)
     pending_timeout: timedelta = timedelta(hours=24)
     approver_nudge_after: timedelta = timedelta(hours=1)
+    # How long an approval stays good for activating (from the decision, or from the requested
+    # start): an activation that could not happen in time fails instead of running on a stale yes.
+    approval_ttl: timedelta = timedelta(hours=1)
     sweep_interval: timedelta = timedelta(seconds=15)
     # How long a replica holds a due row it claimed; a dead replica's rows wait this long.
     sweep_lease: timedelta = timedelta(minutes=2)

@@ -14,6 +14,7 @@ from slack_sdk import WebClient
 
 from bot.errors import PimbotError
 from bot.ports import EligibleRole
+from bot.rules import MIN_DURATION, extension_needs_approval
 from bot.services import get_request
 from handlers.blocks import extend_modal, loading_modal, notice_modal, request_modal
 from handlers.context import SlackDeps
@@ -72,11 +73,22 @@ def fill_extend_modal(
         rules = deps.ports.rules.rules_for(request.role)
         left = (request.ends_at - deps.ports.clock.now()) if request.ends_at else timedelta(0)
         profile = deps.directory.user_profile(user_id)
+        approved_by_people = bool(request.approvals())
         form = extend_modal(
             request,
             rules.max_duration - left,
             tz_name=profile.tz if profile else None,
-            needs_approval=rules.approval_required_for_extension,
+            # Said up front when even the shortest extension would go to the approvers.
+            needs_approval=extension_needs_approval(
+                rules,
+                approved_by_people=approved_by_people,
+                total=(request.active_total or timedelta(0)) + MIN_DURATION,
+            ),
+            self_extension_up_to=(
+                rules.self_extension_up_to
+                if approved_by_people or rules.approval_required
+                else None
+            ),
         )
     except PimbotError as exc:
         form = notice_modal("Extend role", exc.user_message)

@@ -14,11 +14,13 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.approvers import DirectoryApproverResolver
-from bot.elevation import SYSTEM, AuditEntry, ElevationRequest, RequestStatus
+from bot.elevation import SYSTEM, AuditEntry, ElevationRequest, Person, RequestStatus
 from bot.ports import Clock, Event, PostedMessage, RulesSource, SlackDirectory, UnitOfWork
 from bot.rules import ApproverKind, ApproverSpec, EffectiveRules
 from handlers.blocks import (
     MessageContent,
+    approver_followup,
+    approver_nudge,
     extension_card,
     info_card,
     request_card,
@@ -31,8 +33,13 @@ log = logging.getLogger(__name__)
 
 APPROVER_CARD, INFO_CARD = "approver_card", "info_card"
 REVIEW_CARD = "review_card"  # break-glass: acknowledged after the fact, updated in place
+REVIEW_REMINDER = "review_reminder:"  # + the nudge round: a fresh message that pings
 EXTENSION_CARD = "ext_card:"  # + the extension round
 DM_PREFIX = "dm:"
+APPROVER_NUDGE = "approver_nudge"
+REPLY_PREFIX = "reply:"  # + event + extension count: a thread reply under an approver card
+# What approvers hear about, in a thread under the card they saw, once they approved.
+_FOLLOWUP_EVENTS = frozenset({Event.EXTENDED, Event.DEACTIVATED, Event.FAILED})
 RECENT_WINDOW = timedelta(days=30)
 # DMs the requester gets; the rest (e.g. a partial approval) only update the cards.
 _REQUESTER_EVENTS = frozenset(Event) - {
@@ -75,6 +82,8 @@ class SlackNotifier:
             self._nudge(request, rules)
         if event is Event.REVIEW_NUDGE:
             self._remind_reviewers(request, rules)
+        if event in _FOLLOWUP_EVENTS and request.approvals():
+            self._follow_up(request, event)
         if event in _REQUESTER_EVENTS and not (
             event is Event.SUBMITTED and request.status is not RequestStatus.PENDING_APPROVAL
         ):
@@ -104,8 +113,12 @@ class SlackNotifier:
                 content = info_card(request)
             elif message.kind == REVIEW_CARD:
                 content = review_card(request)
+            elif message.kind.startswith(REVIEW_REMINDER):
+                content = review_card(request, reminder=True)
             elif message.kind.startswith(EXTENSION_CARD):
                 content = self._extension_card(request, int(message.kind[len(EXTENSION_CARD) :]))
+            elif message.kind == APPROVER_NUDGE:
+                content = approver_nudge(request, self._clock.now())
             else:
                 continue  # the requester's DMs are folded when the next one goes out
             self._update(message, content)
@@ -143,11 +156,32 @@ class SlackNotifier:
         )
 
     def _nudge(self, request: ElevationRequest, rules: EffectiveRules) -> None:
-        content = requester_message(request, Event.NUDGE, None)
+        # The approvers' own reminder (who asked, for what, how long ago, Approve / Deny), kept
+        # current like a card; the requester is never among them.
+        content = approver_nudge(request, self._clock.now())
         for user in self._approvers.slack_ids(_specs(request), rules):
-            if user != request.requester.slack_user:
-                self._client.chat_postMessage(
-                    channel=user, text=content.text, blocks=content.blocks
+            if user != request.requester.slack_user and not request.has_decided(
+                Person(request.requester.slack_team, user)
+            ):
+                self._post(request, user, content, APPROVER_NUDGE)
+
+    def _follow_up(self, request: ElevationRequest, event: Event) -> None:
+        """A short thread reply under each approver card: the card changed, this pings."""
+        content = approver_followup(request, event.value)
+        # One reply per change per card, also when the delivery is retried.
+        kind = f"{REPLY_PREFIX}{event.value}:{request.extension_count}"
+        with self._uow() as uow:
+            cards = [
+                m for m in uow.messages.list_for_request(request.id) if m.kind == APPROVER_CARD
+            ]
+        for card in cards:
+            try:
+                self._post(request, card.channel, content, kind, thread_ts=card.ts)
+            except SlackApiError as exc:
+                log.warning(
+                    "could not reply under a card: %s",
+                    exc.response.get("error"),
+                    extra={"request_id": request.id, "channel": card.channel},
                 )
 
     # --- break glass: loud everywhere, acknowledged after the fact ------------------------------
@@ -158,7 +192,10 @@ class SlackNotifier:
             c for c in dict.fromkeys((rules.approvals_channel, rules.security_channel)) if c
         ]
         reached, missed = self._post_review_cards(
-            request, [*channels, *self._reviewers(request, rules)], review_card(request)
+            request,
+            [*channels, *self._reviewers(request, rules)],
+            review_card(request),
+            REVIEW_CARD,
         )
         self._audit(
             request,
@@ -176,7 +213,12 @@ class SlackNotifier:
         targets = self._reviewers(request, rules) or [
             c for c in dict.fromkeys((rules.security_channel, rules.approvals_channel)) if c
         ]
-        reached, _ = self._post_review_cards(request, targets, review_card(request, reminder=True))
+        # A reminder is a new message that pings (an edit would not), one per nudge round: the
+        # round's next due time keys it, so a retried delivery of the same nudge posts once.
+        round_key = int(request.review_due_at.timestamp()) if request.review_due_at else "last"
+        reached, _ = self._post_review_cards(
+            request, targets, review_card(request, reminder=True), f"{REVIEW_REMINDER}{round_key}"
+        )
         if not reached:
             raise RuntimeError("break-glass review reminder reached nobody")
 
@@ -188,14 +230,14 @@ class SlackNotifier:
         ]
 
     def _post_review_cards(
-        self, request: ElevationRequest, targets: list[str], content: MessageContent
+        self, request: ElevationRequest, targets: list[str], content: MessageContent, kind: str
     ) -> tuple[list[str], list[str]]:
         # One unreachable target (a channel the bot left) must not silence the others.
         reached: list[str] = []
         missed: list[str] = []
         for target in targets:
             try:
-                self._post(request, target, content, REVIEW_CARD)
+                self._post(request, target, content, kind)
                 reached.append(target)
             except SlackApiError as exc:
                 missed.append(target)
@@ -248,17 +290,47 @@ class SlackNotifier:
     # --- Slack calls -----------------------------------------------------------------------------
 
     def _post(
-        self, request: ElevationRequest, channel: str, content: MessageContent, kind: str
+        self,
+        request: ElevationRequest,
+        channel: str,
+        content: MessageContent,
+        kind: str,
+        *,
+        thread_ts: str | None = None,
     ) -> None:
+        if not kind.startswith(DM_PREFIX):
+            # One card per (request, target, kind): a retried delivery (an earlier attempt
+            # posted here, then failed further on) updates that card instead of a second one.
+            existing = self._posted(request.id, channel, kind)
+            if existing is not None:
+                self._update(existing, content)
+                return
         response = self._client.chat_postMessage(
-            channel=channel, text=content.text, blocks=content.blocks, unfurl_links=False
+            channel=channel,
+            text=content.text,
+            blocks=content.blocks,
+            unfurl_links=False,
+            thread_ts=thread_ts,  # None is left out of the call
         )
         posted = PostedMessage(
-            request.id, response["channel"], response["ts"], kind, self._clock.now()
+            request.id, response["channel"], response["ts"], kind, self._clock.now(), channel
         )
         with self._uow() as uow:
             uow.messages.add(posted)
             uow.commit()
+
+    def _posted(self, request_id: str, target: str, kind: str) -> PostedMessage | None:
+        with self._uow() as uow:
+            posted = uow.messages.list_for_request(request_id)
+        return next(
+            (
+                m
+                for m in posted
+                if m.kind == kind
+                and (m.target == target or (m.target is None and m.channel == target))
+            ),
+            None,
+        )
 
     def _update(self, message: PostedMessage, content: MessageContent) -> None:
         try:

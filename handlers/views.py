@@ -105,6 +105,7 @@ def register(app: App, deps: SlackDeps) -> None:
                     form.extra,
                     ports=deps.ports,
                     reason=form.reason,
+                    key=view.get("id") or None,  # one submission of one form extends once
                 )
             except Exception as exc:
                 tell_user(client, body, explain(exc))

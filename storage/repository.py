@@ -67,6 +67,7 @@ _MUTABLE = (
     "reviewed_by_team",
     "reviewed_by_user",
     "reviewed_by_entra_id",
+    "extension_key",
 )
 
 
@@ -637,6 +638,7 @@ class SqlMessageLog:
                 ts=message.ts,
                 kind=message.kind,
                 posted_at=message.posted_at,
+                target=message.target,
             )
         )
 
@@ -646,7 +648,10 @@ class SqlMessageLog:
             .where(SlackMessageRow.request_id == request_id)
             .order_by(SlackMessageRow.id)
         ).all()
-        return [PostedMessage(r.request_id, r.channel, r.ts, r.kind, r.posted_at) for r in rows]
+        return [
+            PostedMessage(r.request_id, r.channel, r.ts, r.kind, r.posted_at, r.target)
+            for r in rows
+        ]
 
 
 class SqlReplayCache:
@@ -777,6 +782,7 @@ def _to_row(request: ElevationRequest) -> RequestRow:
         reviewed_by_team=request.reviewed_by.slack_team if request.reviewed_by else None,
         reviewed_by_user=request.reviewed_by.slack_user if request.reviewed_by else None,
         reviewed_by_entra_id=request.reviewed_by.entra_id if request.reviewed_by else None,
+        extension_key=request.extension_key,
     )
 
 
@@ -824,6 +830,7 @@ def _from_row(row: RequestRow, decisions: list[ApprovalDecision]) -> ElevationRe
             if row.reviewed_by_team and row.reviewed_by_user
             else None
         ),
+        extension_key=row.extension_key,
         decisions=decisions,
     )
 

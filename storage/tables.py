@@ -100,6 +100,8 @@ class RequestRow(Base):
     reviewed_by_team: Mapped[str | None] = mapped_column(String(32))
     reviewed_by_user: Mapped[str | None] = mapped_column(String(32))
     reviewed_by_entra_id: Mapped[str | None] = mapped_column(String(64))
+    # Idempotency key (Slack view id) of the last extension form handled.
+    extension_key: Mapped[str | None] = mapped_column(String(64))
     # Claim-and-lease for the scheduler's sweep: one replica owns a due row until lease_until.
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None]
@@ -202,6 +204,9 @@ class SlackMessageRow(Base):
     ts: Mapped[str] = mapped_column(String(32), nullable=False)
     kind: Mapped[str] = mapped_column(String(32), nullable=False)
     posted_at: Mapped[datetime] = mapped_column(nullable=False)
+    # Whom the message was addressed to (a channel id, or a user id for a DM): a retried
+    # delivery updates the card it already posted for (request, target, kind).
+    target: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (UniqueConstraint("channel", "ts", name="uq_slack_messages_channel_ts"),)
 

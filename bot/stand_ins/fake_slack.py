@@ -411,7 +411,7 @@ class FakeSlack:
         self._lock = threading.Condition()
         self._calls: list[SlackCall] = []
         self._rate_limits: dict[str, list[int]] = {}
-        self._failures: dict[str, list[tuple[str, JSON]]] = {}
+        self._failures: dict[str, list[tuple[str, JSON] | None]] = {}
         self._triggers: dict[str, _Trigger] = {}
         self._views: dict[str, JSON] = {}
         self._view_users: dict[str, str | None] = {}
@@ -556,10 +556,15 @@ class FakeSlack:
         with self._lock:
             self._rate_limits[method] = [n, retry_after]
 
-    def fail_next(self, method: str, error: str, n: int = 1, **extra: Any) -> None:
-        """Answer the next ``n`` calls of ``method`` with ``{"ok": false, "error": error}``."""
+    def fail_next(
+        self, method: str, error: str, n: int = 1, *, after: int = 0, **extra: Any
+    ) -> None:
+        """Answer the next ``n`` calls of ``method`` with ``{"ok": false, "error": error}``,
+        after letting ``after`` calls of it through normally."""
         with self._lock:
-            self._failures.setdefault(method, []).extend([(error, extra)] * n)
+            queue = self._failures.setdefault(method, [])
+            queue.extend([None] * after)
+            queue.extend([(error, extra)] * n)
 
     # --- assertions ----------------------------------------------------------------------------
 
@@ -664,8 +669,9 @@ class FakeSlack:
             "x-accepted-oauth-scopes": _NEEDED_SCOPES.get(method, ""),
         }
         failures = self._failures.get(method)
-        if failures:
-            error, extra = failures.pop(0)
+        scripted = failures.pop(0) if failures else None
+        if scripted is not None:
+            error, extra = scripted
             return 200, headers, {"ok": False, "error": error, **extra}
         try:
             self._require_scope(_NEEDED_SCOPES.get(method))

@@ -7,13 +7,14 @@ and truncated by ``handlers.text`` only.
 
 from handlers.blocks.cards import (
     MessageContent,
+    approver_followup,
     extension_card,
     info_card,
     request_card,
     review_card,
     status_block,
 )
-from handlers.blocks.dms import requester_message, superseded_message
+from handlers.blocks.dms import approver_nudge, requester_message, superseded_message
 from handlers.blocks.help import COMMAND, SUBCOMMANDS, help_blocks, help_text
 from handlers.blocks.home import home_view
 from handlers.blocks.limits import check_message_limits, check_view_limits
@@ -28,6 +29,8 @@ __all__ = [
     "SUBCOMMANDS",
     "MessageContent",
     "StatusLabel",
+    "approver_followup",
+    "approver_nudge",
     "check_message_limits",
     "check_view_limits",
     "deny_reason_modal",

@@ -43,6 +43,9 @@ def request_card(
         context(_approvers_line(approver_names, needed)),
         status_block(request, progress=(approved, needed)),
     ]
+    extensions = extensions_line(request)
+    if extensions:
+        blocks.append(context(extensions))
     if request.status is RequestStatus.PENDING_APPROVAL:
         blocks.append(_decision_buttons(request))
     label = STATUS_LABELS[request.status]
@@ -63,6 +66,9 @@ def info_card(request: ElevationRequest, *, why: str | None = None) -> MessageCo
         context(f"{emoji} {text.mrkdwn(why, 1000)}" if why else f"{emoji} {title}."),
         status_block(request),
     ]
+    extensions = extensions_line(request)
+    if extensions:
+        blocks.append(context(extensions))
     fallback = (
         f"{title}: {mention(request.requester)} has "
         f"{text.mrkdwn(request.role.display_name, 200)} for {humanize(request.duration)}"
@@ -169,6 +175,47 @@ def extension_card(
         )
     fallback = f"{mention(request.requester)} asks to extend {role}"
     return MessageContent(text.truncate(fallback, text.FALLBACK_TEXT), blocks)
+
+
+def extensions_line(request: ElevationRequest) -> str:
+    """How often the elevation was extended, who approved each round, and its end now."""
+    if request.extension_count == 0:
+        return ""
+    rounds = request.approved_extension_rounds()
+    approved = [
+        "approved by " + ", ".join(mention(d.approver) for d in request.approvals(r))
+        for r in rounds
+    ]
+    without = request.extension_count - len(rounds)
+    parts = approved + ([f"{without} without a new approval"] if without > 0 else [])
+    times = "once" if request.extension_count == 1 else f"{request.extension_count} times"
+    end = f"; now until {slack_date(request.ends_at)}" if request.ends_at else ""
+    return text.truncate(
+        f":arrows_clockwise: *Extended {times}* ({'; '.join(parts)}){end}", text.CONTEXT_TEXT
+    )
+
+
+def approver_followup(request: ElevationRequest, event: str) -> MessageContent:
+    """A short thread reply under an approver card: what became of what they approved."""
+    role = text.mrkdwn(request.role.display_name, 200)
+    who = mention(request.requester)
+    if event == "extended":
+        until = slack_date(request.ends_at) if request.ends_at else "?"
+        line = f":arrows_clockwise: {who}'s *{role}* was extended; it now lasts until {until}."
+    elif event == "deactivated":
+        line = f":white_circle: {who} ended *{role}* early."
+    else:
+        why = text.mrkdwn(request.failure_reason or "PIM did not say why.", 1000)
+        line = f":x: Activating *{role}* for {who} failed: {why}"
+    line = text.truncate(line, text.SECTION_TEXT)
+    return MessageContent(
+        text.truncate(line.replace("*", ""), text.FALLBACK_TEXT), [SectionBlock(text=md(line))]
+    )
+
+
+def decision_buttons(request: ElevationRequest) -> ActionsBlock:
+    """Approve / Deny for a pending request (the card's and the approvers' reminder's)."""
+    return _decision_buttons(request)
 
 
 def _extension_status(request: ElevationRequest, round: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from slack_sdk.models.blocks import ActionsBlock, Block, SectionBlock
 
@@ -10,7 +11,7 @@ from bot.durations import humanize
 from bot.elevation import Decision, ElevationRequest, RequestStatus
 from bot.ports import Event
 from handlers import text
-from handlers.blocks.cards import MessageContent
+from handlers.blocks.cards import MessageContent, decision_buttons
 from handlers.blocks.elements import button, confirm_dialog, context, md, mention
 from handlers.blocks.status import STATUS_LABELS, quorum_text
 from handlers.blocks.when import local_and_utc
@@ -151,6 +152,31 @@ def _nudge(r: ElevationRequest, role: str, tz: str | None) -> str:
         f":hourglass_flowing_sand: Your request for {role} is still waiting: "
         f"{quorum_text(len(r.approvals()), r.quorum)} so far."
     )
+
+
+def approver_nudge(request: ElevationRequest, now: datetime) -> MessageContent:
+    """The reminder to an approver: who asked for what, how long it has waited, Approve/Deny.
+
+    Re-rendered from state like a card, so once the request is decided it only says so.
+    """
+    role = f"*{text.mrkdwn(request.role.display_name, 500)}*"
+    who = mention(request.requester)
+    waited = humanize(max(timedelta(minutes=1), now - request.created_at) // 60 * 60)
+    label = STATUS_LABELS[request.status]
+    if request.status is RequestStatus.PENDING_APPROVAL:
+        headline = (
+            f":hourglass_flowing_sand: {who} asked for {role} ({humanize(request.duration)}) "
+            f"{waited} ago and is still waiting for approval: "
+            f"{quorum_text(len(request.approvals()), request.quorum)} so far."
+        )
+    else:
+        headline = f"{label.emoji} {who}'s request for {role}: {label.text.lower()}."
+    blocks: list[Block] = [SectionBlock(text=md(text.truncate(headline, text.SECTION_TEXT)))]
+    if request.status is RequestStatus.PENDING_APPROVAL:
+        blocks.append(context(f"Reason: {text.mrkdwn(request.reason, 1500)}"))
+        blocks.append(decision_buttons(request))
+    blocks.append(context(f"request `{text.escape(request.id)}`"))
+    return MessageContent(text.truncate(headline.replace("*", ""), text.FALLBACK_TEXT), blocks)
 
 
 def superseded_message(request: ElevationRequest) -> MessageContent:

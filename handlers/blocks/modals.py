@@ -105,8 +105,13 @@ def extend_modal(
     *,
     tz_name: str | None = None,
     needs_approval: bool = False,
+    self_extension_up_to: timedelta | None = None,
 ) -> View:
-    """How much longer, and why; at most ``max_extra`` beyond the current end."""
+    """How much longer, and why; at most ``max_extra`` beyond the current end.
+
+    ``self_extension_up_to``: the total active time up to which the requester may extend an
+    approved role themselves; said up front, since beyond it approvers decide first.
+    """
     role = text.mrkdwn(request.role.display_name, 500)
     until = local_and_utc(request.ends_at, tz_name) if request.ends_at else "its end"
     if max_extra < MIN_DURATION:
@@ -121,6 +126,12 @@ def extend_modal(
         context(
             f"*{role}* is active until {until}. You can add up to {humanize(max_extra)}."
             + (" Approvers decide on the extension first." if needs_approval else "")
+            + (
+                f" You can extend it yourself up to {humanize(self_extension_up_to)} in all; "
+                "beyond that, approvers decide first."
+                if self_extension_up_to is not None and not needs_approval
+                else ""
+            )
         ),
         InputBlock(
             block_id=BlockId.EXTEND_DURATION.value,

@@ -181,7 +181,8 @@ def test_the_demo_runs_the_whole_story_and_says_so(tmp_path: Path) -> None:
         "action=adminExtend",
         "action=adminRemove",
         "denied your request",
-        "All 9 steps happened",
+        "goes to the approvers first",
+        "All 10 steps happened",
     ):
         assert words in out, words
     assert not list(tmp_path.iterdir())  # the demo leaves nothing behind

@@ -28,7 +28,7 @@ def _deny(stack: Stack, reason: str) -> None:
     stack.sender.click("pim-deny", user=GRACE, message=card)
     stack.slack.wait_for("views.open", opened + 1)
     stack.sender.submit_view(stack.slack.latest_view(GRACE), {"deny_reason": reason}, user=GRACE)
-    stack.wait(lambda: "denied your request" in stack.dm_texts(ADA)[-1], what="denied DM")
+    stack.wait(lambda: "denied your request" in "".join(stack.dm_texts(ADA)[-1:]), what="denied DM")
 
 
 def _active_in_pim(stack: Stack, role: str) -> bool:

@@ -23,6 +23,7 @@ from bot.errors import (
     AssignmentNotFound,
     ConcurrentUpdate,
     IdentityError,
+    InvalidTransition,
     NotAuthorized,
     PimError,
     PimUnavailable,
@@ -510,6 +511,31 @@ def expire_request(
 
 def get_request(request_id: str, *, ports: Ports) -> ElevationRequest:
     return load_request(request_id, ports)
+
+
+def open_for_decision(
+    request_id: str, approver: Person, *, ports: Ports, extension: bool = False
+) -> ElevationRequest:
+    """The request, if ``approver`` may decide it now; checked before any form shows it.
+
+    A deny form shows who asked for what and why: nobody else may even open it.
+    """
+    request = load_request(request_id, ports)
+    approvers = ports.approvers.resolve(_specs(request), ports.rules.rules_for(request.role))
+    check_may_decide(request, approver, approvers)
+    if extension and not request.awaits_extension_approval:
+        raise InvalidTransition("No extension of this role is waiting for a decision.")
+    if not extension and request.status is not RequestStatus.PENDING_APPROVAL:
+        next_status(request.status, LifecycleAction.DENY)
+    return request
+
+
+def open_for_extension(request_id: str, actor: Person, *, ports: Ports) -> ElevationRequest:
+    """The request, if ``actor`` may extend it now; checked before the extend form opens."""
+    request = load_request(request_id, ports)
+    check_is_requester(request, actor)
+    next_status(request.status, LifecycleAction.EXTEND)
+    return request
 
 
 def list_my_requests(person: Person, *, ports: Ports, limit: int = 10) -> list[ElevationRequest]:

@@ -55,7 +55,15 @@ class ApproverKind(StrEnum):
     SLACK_USER = "slack_user"
     SLACK_USERGROUP = "slack_usergroup"
     ENTRA_GROUP = "entra_group"
+    ENTRA_USER = "entra_user"  # one Entra user by object id (the way to let a guest approve)
     PIM = "pim"
+
+
+class ApproverLink(StrEnum):
+    """How an approver's Slack account must be linked to Entra before they may decide."""
+
+    ANY = "any"  # a first-contact link by Slack email is enough
+    OPERATOR_OR_SIGN_IN = "operator_or_sign_in"  # `pimbot link` or `/pim connect`, not email
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,7 @@ class RolePolicy:
     reminder_lead: timedelta | None = None
     extension_requires_approval: bool = False
     break_glass_requesters: tuple[str, ...] = ()
+    approver_link: ApproverLink = ApproverLink.ANY
 
 
 @dataclass(frozen=True)
@@ -121,6 +130,7 @@ class EffectiveRules:
     approvals_channel: str | None
     reminder_lead: timedelta
     break_glass_requesters: tuple[str, ...]
+    approver_link: ApproverLink = ApproverLink.ANY
 
     @property
     def needs_user_proof(self) -> bool:
@@ -157,6 +167,7 @@ def effective_rules(
         approvals_channel=policy.approvals_channel or default_channel,
         reminder_lead=policy.reminder_lead or DEFAULT_REMINDER_LEAD,
         break_glass_requesters=policy.break_glass_requesters,
+        approver_link=policy.approver_link,
     )
 
 

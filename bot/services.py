@@ -24,6 +24,7 @@ from bot.errors import (
     ConcurrentUpdate,
     IdentityError,
     InvalidTransition,
+    LiveRequestExists,
     NotAuthorized,
     PimError,
     PimUnavailable,
@@ -151,9 +152,21 @@ def store_request(checked: CheckedRequest, *, ports: Ports) -> ElevationRequest:
             )
         elif not rules.approval_required:
             request.auto_approve(actor="pimbot", at=now, why="no approval required for this role")
-        uow.requests.add(request)
-        notification = uow.outbox.add(request.id, Event.SUBMITTED, now)
-        uow.commit()
+        try:
+            uow.requests.add(request)
+        except LiveRequestExists:
+            raced = True  # another submission of the same role committed first
+        else:
+            raced = False
+            notification = uow.outbox.add(request.id, Event.SUBMITTED, now)
+            uow.commit()
+    if raced:
+        with ports.uow() as uow:
+            live = uow.requests.list_live_for_role(requester, role.role_definition_id)
+        state = live[0].status.value.replace("_", " ") if live else "live"
+        raise ValidationFailed(
+            {ROLE: f"You already have a request for {role.display_name} that is {state}."}
+        )
     log.info("request submitted", extra={"request_id": request.id, "status": request.status})
     deliver(ports, request, Event.SUBMITTED, notification)
     if request.status is RequestStatus.APPROVED:

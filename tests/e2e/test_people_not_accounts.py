@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
+from bot.ports import IdentityLink
 from bot.stand_ins.fake_slack import SlackMessage
+from bot.stand_ins.graph_emulator import Tenant, default_tenant
+from bot.stand_ins.graph_emulator.tenant import User
 from storage.database import make_engine, make_session_factory
 from storage.unit_of_work import SqlUnitOfWork
-from tests.e2e.conftest import ADA, APPROVALS, GRACE, PRA, SECURITY_READER, Stack
+from tests.e2e.conftest import ADA, ALAN, APPROVALS, GRACE, PRA, SECURITY_READER, Stack
 
 REASON = "Rotate the emergency access keys"
 SIOBHAN = "U0SIOBHAN"  # a full member, in Entra, but no approver of anything
@@ -111,3 +117,174 @@ def test_the_extension_deny_form_opens_only_for_an_approver(
     assert len(stack.slack.calls("views.open")) == opened
     stack.sender.click("pim-deny-extension", user=GRACE, message=card)
     stack.slack.wait_for("views.open", opened + 1, timeout=30)
+
+
+# --- tenants and links for the tests below -----------------------------------------------------
+
+GRACE_ENTRA = "5846ce5e-e5bf-49f8-8732-e9c302694d9e"
+MARIE_ENTRA = "9c5f11b1-0383-44f6-a4a6-eb0691c3125f"  # an Entra guest (userType Guest)
+PIM_APPROVERS_GROUP = "913c9c09-1f05-4595-8684-de5240f300e9"
+
+
+def _tenant(
+    users: dict[str, dict[str, Any]] | None = None,
+    extra_users: tuple[dict[str, Any], ...] = (),
+    group_members: dict[str, tuple[str, ...]] | None = None,
+) -> Tenant:
+    """The demo tenant with some users changed (by UPN), added, or groups refilled."""
+    base = default_tenant()
+    changed = tuple(
+        u.model_copy(update=(users or {}).get(u.user_principal_name, {})) for u in base.users
+    )
+    added = tuple(User(**fields) for fields in extra_users)
+    groups = tuple(
+        g.model_copy(update={"members": (group_members or {})[g.display_name]})
+        if g.display_name in (group_members or {})
+        else g
+        for g in base.groups
+    )
+    return base.model_copy(update={"users": changed + added, "groups": groups})
+
+
+def _link(database_url: str, slack_user: str, entra_id: str, source: str = "operator") -> None:
+    engine = make_engine(database_url)
+    try:
+        with SqlUnitOfWork(make_session_factory(engine)) as uow:
+            uow.identities.link(
+                IdentityLink("T0PIMBOT", slack_user, entra_id, source, datetime.now(UTC))
+            )
+            uow.commit()
+    finally:
+        engine.dispose()
+
+
+def _refusals(database_url: str) -> list[Any]:
+    return [a for a in _audit(database_url) if a.action == "identity_refused"]
+
+
+def _reply(stack: Stack, user: str, text: str) -> str:
+    before = len(stack.slack.calls("response_url"))
+    stack.sender.command("/pim", text, user=user)
+    return str(stack.slack.wait_for("response_url", before + 1, timeout=30)[-1].args)
+
+
+# --- finding 2: quorum counts people, one Slack link per Entra user --------------------------
+
+
+def test_a_second_slack_account_of_an_approver_is_refused_and_cannot_make_quorum(
+    make_stack: Callable[..., Stack], database_url: str
+) -> None:
+    stack = make_stack(policy="roles:\n  Privileged Role Administrator:\n    quorum: 2\n")
+    stack.slack.add_user("U0GRACE2", "grace2", real_name="Grace (2)", email="grace@contoso.example")
+    stack.request(ADA, {"duration": "PT1H", "reason": REASON}, PRA)
+    card = stack.card()
+    stack.sender.click("pim-approve", user=GRACE, message=card)
+    stack.wait(lambda: "1 of 2" in str(stack.slack.message(APPROVALS, card.ts).blocks), what="1/2")
+    stack.sender.click("pim-approve", user="U0GRACE2", message=card)
+    stack.wait(lambda: "already linked to another Slack account" in _said(stack), what="refusal")
+    refused = stack.wait(lambda: _refusals(database_url), what="audited")
+    assert refused[0].actor.endswith("/U0GRACE2")
+    time.sleep(0.5)
+    assert _activations(stack, PRA) == []
+    stack.sender.click("pim-approve", user=ALAN, message=card)
+    stack.wait(lambda: _activations(stack, PRA), what="activation by a second person")
+
+
+# --- finding 3: disabled accounts and guests --------------------------------------------------
+
+
+def test_a_disabled_approver_cannot_approve_even_when_linked(
+    make_stack: Callable[..., Stack], database_url: str
+) -> None:
+    stack = make_stack(tenant=_tenant(users={"grace@contoso.example": {"account_enabled": False}}))
+    _link(database_url, GRACE, GRACE_ENTRA)  # linked while still enabled
+    stack.request(ADA, {"duration": "PT1H", "reason": REASON}, PRA)
+    card = stack.card()
+    stack.sender.click("pim-approve", user=GRACE, message=card)
+    stack.wait(lambda: "account is disabled" in _said(stack), what="Grace is told")
+    time.sleep(0.5)
+    assert _activations(stack, PRA) == []
+    assert any("disabled" in (a.detail or "") for a in _refusals(database_url))
+    # Group expansion skips her too: she is not among the approvers DMed or counted.
+    stack.sender.click("pim-approve", user=ALAN, message=card)
+    stack.wait(lambda: _activations(stack, PRA), what="Alan, enabled, approves")
+
+
+def test_a_disabled_requester_cannot_request(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(tenant=_tenant(users={"ada@contoso.example": {"account_enabled": False}}))
+    assert "account is disabled" in _reply(stack, ADA, "whoami")
+    view = stack.open_form(ADA)
+    assert "disabled" in str(view)
+
+
+_GUEST_IN_APPROVERS = {
+    "PIM Approvers": (
+        "alan@contoso.example",
+        "grace@contoso.example",
+        "marie_partner.example#EXT#@contoso.example",
+    )
+}
+
+
+@pytest.mark.parametrize("named", [False, True], ids=["in-a-group", "named-by-the-policy"])
+def test_an_entra_guest_approves_only_when_the_policy_file_names_them(
+    make_stack: Callable[..., Stack], named: bool
+) -> None:
+    approvers = "[{pim: true}" + (f", {{entra_user: {MARIE_ENTRA}}}]" if named else "]")
+    stack = make_stack(
+        policy=f"roles:\n  Privileged Role Administrator:\n    approvers: {approvers}\n",
+        tenant=_tenant(group_members=_GUEST_IN_APPROVERS),
+    )
+    stack.slack.add_user("U0MARIE", "marie", real_name="Marie", email="marie@partner.example")
+    stack.request(ADA, {"duration": "PT1H", "reason": REASON}, PRA)
+    card = stack.card()
+    stack.sender.click("pim-approve", user="U0MARIE", message=card)
+    if named:
+        stack.wait(lambda: _activations(stack, PRA), what="the named guest approves")
+        return
+    stack.wait(lambda: "not an approver" in _said(stack), what="the guest is refused")
+    time.sleep(0.5)
+    assert _activations(stack, PRA) == []
+
+
+# --- finding 7: identity by email, once ---------------------------------------------------------
+
+
+def test_an_email_two_entra_users_share_links_nobody(
+    make_stack: Callable[..., Stack], database_url: str
+) -> None:
+    stack = make_stack(
+        tenant=_tenant(
+            extra_users=(
+                {
+                    "id": "0b0e8a55-2c4f-4a43-9a0f-7a7d3d1c0a11",
+                    "user_principal_name": "g.hopper.admin@contoso.example",
+                    "display_name": "Grace Hopper (admin account)",
+                    "mail": "grace@contoso.example",
+                },
+            )
+        )
+    )
+    stack.request(ADA, {"duration": "PT1H", "reason": REASON}, PRA)
+    stack.sender.click("pim-approve", user=GRACE, message=stack.card())
+    stack.wait(lambda: "More than one Microsoft Entra user" in _said(stack), what="refusal")
+    assert "Grace Hopper (admin account)" not in _said(stack)
+    assert "g.hopper.admin" not in _said(stack)
+    time.sleep(0.5)
+    assert _activations(stack, PRA) == []
+    assert _refusals(database_url)
+
+
+def test_the_policy_can_require_approvers_linked_by_an_admin(
+    make_stack: Callable[..., Stack], database_url: str
+) -> None:
+    stack = make_stack(policy="defaults:\n  approver_link: operator_or_sign_in\n")
+    stack.request(ADA, {"duration": "PT1H", "reason": REASON}, PRA)  # requesters: email is fine
+    card = stack.card()
+    stack.sender.click("pim-approve", user=GRACE, message=card)  # first contact: by email
+    stack.wait(lambda: "link you with `pimbot link`" in _said(stack), what="Grace is told")
+    time.sleep(0.5)
+    assert _activations(stack, PRA) == []
+    _link(database_url, GRACE, GRACE_ENTRA, source="operator")
+    stack.sender.click("pim-approve", user=GRACE, message=card)
+    stack.wait(lambda: _activations(stack, PRA), what="activation once linked by an admin")

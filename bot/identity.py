@@ -162,20 +162,30 @@ def identify(
     made = IdentityLink(team, user_id, user.id, "email", now)
     try:
         with uow() as work:
-            work.identities.link(made)
-            work.audit.add(
-                AuditEntry(
-                    None, actor, "identity_linked", None, None, now, f"by Slack email -> {user.id}"
+            # A racing first contact of this same account may have linked it meanwhile.
+            raced = work.identities.get(team, user_id)
+            if raced is None:
+                work.identities.link(made, replace=False)
+                work.audit.add(
+                    AuditEntry(
+                        None,
+                        actor,
+                        "identity_linked",
+                        None,
+                        None,
+                        now,
+                        f"by Slack email -> {user.id}",
+                    )
                 )
-            )
-            work.commit()
+                work.commit()
     except LinkConflict as conflict:
         with uow() as work:
             raced = work.identities.get(team, user_id)
-        if raced is None or raced.entra_id != user.id:
+        if raced is None:
             # Another Slack account holds this Entra user: one person, one link.
             _refuse(uow, clock, actor, conflict.user_message, detail=f"claimed {user.id}")
-        made = raced or made  # a racing first contact of this same account linked it first
+    if raced is not None:
+        return _person(uow, clock, actor, profile, raced, accounts.get(raced.entra_id))
     return _person(uow, clock, actor, profile, made, user)
 
 

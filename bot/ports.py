@@ -277,8 +277,9 @@ class IdentityLinks(Protocol):
         """The one Slack account linked to this Entra user, if any."""
         ...
 
-    def link(self, link: IdentityLink) -> None:
-        """Insert or replace; LinkConflict when another Slack account holds the Entra user."""
+    def link(self, link: IdentityLink, *, replace: bool = True) -> None:
+        """Insert or replace; LinkConflict when another Slack account holds the Entra user,
+        or (``replace=False``) when this Slack user is linked already."""
         ...
 
     def unlink(self, slack_team: str, slack_user: str) -> bool: ...

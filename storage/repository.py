@@ -318,8 +318,9 @@ class SqlIdentityLinks:
             return None
         return IdentityLink(row.slack_team, row.slack_user, row.entra_id, row.source, row.linked_at)
 
-    def link(self, link: IdentityLink) -> None:
-        """Insert or replace this Slack user's link; LinkConflict if the Entra user has one.
+    def link(self, link: IdentityLink, *, replace: bool = True) -> None:
+        """Insert or replace this Slack user's link; LinkConflict if the Entra user has one
+        (or, with ``replace=False``, if this Slack user has one already).
 
         Flushed at once, inside a savepoint, so a racing insert surfaces here as a conflict
         (the caller decides) rather than as an IntegrityError at commit.
@@ -343,6 +344,8 @@ class SqlIdentityLinks:
                             linked_at=link.linked_at,
                         )
                     )
+                elif not replace:
+                    raise LinkConflict(link.entra_id, f"{row.slack_team}/{row.slack_user}")
                 else:
                     row.entra_id, row.source = link.entra_id, link.source
                     row.linked_at = link.linked_at

@@ -6,6 +6,7 @@ API, the Graph emulator over HTTPS and real storage (SQLite and PostgreSQL).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -288,3 +289,64 @@ def test_the_policy_can_require_approvers_linked_by_an_admin(
     _link(database_url, GRACE, GRACE_ENTRA, source="operator")
     stack.sender.click("pim-approve", user=GRACE, message=card)
     stack.wait(lambda: _activations(stack, PRA), what="activation once linked by an admin")
+
+
+# --- finding 9: races on the database -----------------------------------------------------------
+
+
+def _race(n: int, work: Callable[[int], Any]) -> list[Any]:
+    """Run ``work`` on ``n`` threads released at the same instant; their results in order."""
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        results[i] = work(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def _live_requests(database_url: str) -> int:
+    engine = make_engine(database_url)
+    try:
+        with SqlUnitOfWork(make_session_factory(engine)) as uow:
+            return len(uow.requests.list_pending())
+    finally:
+        engine.dispose()
+
+
+def test_four_simultaneous_submissions_of_one_role_make_one_request(
+    stack: Stack, database_url: str
+) -> None:
+    view = stack.open_form(ADA)
+    values = {"role": PRA, "duration": "PT1H", "reason": REASON}
+    signed = [stack.sender.build_view_submission(view, values, user=ADA) for _ in range(4)]
+    responses = _race(4, lambda i: stack.sender.post(signed[i]))
+    assert [r.status_code for r in responses] == [200] * 4
+    stack.card()
+    stack.wait(
+        lambda: _said(stack).count("You already have a request for Privileged Role") >= 3,
+        what="the other three are told",
+    )
+    assert _live_requests(database_url) == 1
+    assert "Something went wrong" not in _said(stack)
+
+
+def test_simultaneous_first_contacts_link_once_without_an_error(
+    stack: Stack, database_url: str
+) -> None:
+    def whoami(_: int) -> Any:
+        return stack.sender.command("/pim", "whoami", user=GRACE)
+
+    responses = _race(4, whoami)
+    assert [r.status_code for r in responses] == [200] * 4
+    replies = stack.slack.wait_for("response_url", 4, timeout=30)
+    assert all(GRACE_ENTRA in str(reply.args) for reply in replies), replies
+    assert "Something went wrong" not in _said(stack)
+    linked = [a for a in _audit(database_url) if a.action == "identity_linked"]
+    assert len(linked) == 1, [(a.actor, a.detail, a.at) for a in _audit(database_url)]

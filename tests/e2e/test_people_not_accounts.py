@@ -311,6 +311,40 @@ def _race(n: int, work: Callable[[int], Any]) -> list[Any]:
     return results
 
 
+def _slow_inserts(database_url: str, table: str) -> None:
+    """Widen the race on PostgreSQL: every INSERT into ``table`` waits 0.3 s in the database,
+    so racing transactions all pass their "is there one already?" read before any commits.
+    (SQLite serialises writers with BEGIN IMMEDIATE; there the race cannot open.)"""
+    if not database_url.startswith("postgresql"):
+        return
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "CREATE OR REPLACE FUNCTION pimbot_test_slow() RETURNS trigger AS "
+                "$$ BEGIN PERFORM pg_sleep(0.3); RETURN NEW; END $$ LANGUAGE plpgsql"
+            )
+            connection.exec_driver_sql(
+                f"CREATE TRIGGER pimbot_test_slow_{table} BEFORE INSERT ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION pimbot_test_slow()"
+            )
+    finally:
+        engine.dispose()
+
+
+def _drop_slow_inserts(database_url: str, table: str) -> None:
+    if not database_url.startswith("postgresql"):
+        return
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                f"DROP TRIGGER IF EXISTS pimbot_test_slow_{table} ON {table}"
+            )
+    finally:
+        engine.dispose()
+
+
 def _live_requests(database_url: str) -> int:
     engine = make_engine(database_url)
     try:
@@ -326,7 +360,12 @@ def test_four_simultaneous_submissions_of_one_role_make_one_request(
     view = stack.open_form(ADA)
     values = {"role": PRA, "duration": "PT1H", "reason": REASON}
     signed = [stack.sender.build_view_submission(view, values, user=ADA) for _ in range(4)]
-    responses = _race(4, lambda i: stack.sender.post(signed[i]))
+    _slow_inserts(database_url, "elevation_requests")
+    try:
+        responses = _race(4, lambda i: stack.sender.post(signed[i]))
+        stack.card()
+    finally:
+        _drop_slow_inserts(database_url, "elevation_requests")
     assert [r.status_code for r in responses] == [200] * 4
     stack.card()
     stack.wait(
@@ -343,9 +382,13 @@ def test_simultaneous_first_contacts_link_once_without_an_error(
     def whoami(_: int) -> Any:
         return stack.sender.command("/pim", "whoami", user=GRACE)
 
-    responses = _race(4, whoami)
+    _slow_inserts(database_url, "identity_links")
+    try:
+        responses = _race(4, whoami)
+        replies = stack.slack.wait_for("response_url", 4, timeout=30)
+    finally:
+        _drop_slow_inserts(database_url, "identity_links")
     assert [r.status_code for r in responses] == [200] * 4
-    replies = stack.slack.wait_for("response_url", 4, timeout=30)
     assert all(GRACE_ENTRA in str(reply.args) for reply in replies), replies
     assert "Something went wrong" not in _said(stack)
     linked = [a for a in _audit(database_url) if a.action == "identity_linked"]

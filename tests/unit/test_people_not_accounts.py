@@ -112,3 +112,12 @@ def test_account_state_is_cached_briefly_then_read_again() -> None:
     clock.advance(timedelta(seconds=61))
     assert "disabled" in (account_problem(accounts.get("entra-grace")) or "")
     assert pim.lookups == 2
+
+
+def test_a_user_graph_did_not_say_is_enabled_counts_as_disabled() -> None:
+    from bot.graph.parsing import directory_user
+
+    stated = directory_user({"id": "u1", "accountEnabled": True, "userType": "Guest"})
+    unstated = directory_user({"id": "u2"})
+    assert stated is not None and stated.account_enabled and stated.is_guest
+    assert unstated is not None and not unstated.account_enabled and not unstated.is_guest

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from bot.authority import ApproverSet
-from bot.ports import Clock, PimClient, SlackDirectory
-from bot.rules import ApproverKind, ApproverSpec, EffectiveRules
+from bot.ports import Clock, DirectoryUser, PimClient, SlackDirectory
+from bot.rules import ApproverKind, ApproverLink, ApproverSpec, EffectiveRules
 
 MEMBERSHIP_TTL = timedelta(seconds=60)
 
@@ -33,7 +33,9 @@ class DirectoryApproverResolver:
         self._lock = threading.Lock()
 
     def resolve(self, specs: Sequence[ApproverSpec], rules: EffectiveRules) -> ApproverSet:
-        result = ApproverSet()
+        result = ApproverSet(
+            strong_link_required=rules.approver_link is ApproverLink.OPERATOR_OR_SIGN_IN
+        )
         for spec in specs:
             result = result.union(self._resolve_one(spec, rules))
         return result
@@ -48,7 +50,9 @@ class DirectoryApproverResolver:
 
     def _resolve_one(self, spec: ApproverSpec, rules: EffectiveRules) -> ApproverSet:
         if spec.kind is ApproverKind.SLACK_USER:
-            return ApproverSet(slack_users=frozenset({spec.value}))
+            return ApproverSet(slack_users=frozenset({spec.value}), named=frozenset({spec.value}))
+        if spec.kind is ApproverKind.ENTRA_USER:
+            return ApproverSet(entra_users=frozenset({spec.value}), named=frozenset({spec.value}))
         if spec.kind is ApproverKind.SLACK_USERGROUP:
             members = self._cached(
                 spec.as_text(), lambda: self._directory.usergroup_members(spec.value)
@@ -58,17 +62,31 @@ class DirectoryApproverResolver:
             return ApproverSet(entra_users=frozenset(self._group(spec.value)))
         entra: set[str] = set()
         for approver in rules.pim_approvers:
-            entra.update(self._group(approver.id) if approver.kind == "group" else [approver.id])
+            entra.update(
+                self._group(approver.id) if approver.kind == "group" else self._user(approver.id)
+            )
         return ApproverSet(entra_users=frozenset(entra))
 
     def _group(self, group_id: str) -> list[str]:
+        """Members who may approve: disabled accounts and guests are skipped."""
         return self._cached(
-            f"group:{group_id}", lambda: [u.id for u in self._pim.list_group_members(group_id)]
+            f"group:{group_id}",
+            lambda: [u.id for u in self._pim.list_group_members(group_id) if _may_approve(u)],
         )
+
+    def _user(self, entra_id: str) -> list[str]:
+        """A user PIM lists as approver, unless disabled or a guest (the policy file did not
+        name them)."""
+
+        def load() -> list[str]:
+            user = self._pim.resolve_user(entra_id)
+            return [user.id] if user is not None and _may_approve(user) else []
+
+        return self._cached(f"user:{entra_id}", load)
 
     def _slack_of(self, entra_id: str) -> list[str]:
         user = self._pim.resolve_user(entra_id)
-        if user is None:
+        if user is None or not user.account_enabled:
             return []
         for email in filter(None, (user.mail, user.user_principal_name)):
             profile = self._directory.user_by_email(email)
@@ -86,3 +104,7 @@ class DirectoryApproverResolver:
         with self._lock:
             self._cache[key] = (now, value)
         return value
+
+
+def _may_approve(user: DirectoryUser) -> bool:
+    return user.account_enabled and not user.is_guest

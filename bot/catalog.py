@@ -99,6 +99,9 @@ class ReadCachingPimClient:
     def resolve_user(self, ref: str) -> DirectoryUser | None:
         return self._pim.resolve_user(ref)
 
+    def users_by_email(self, email: str) -> list[DirectoryUser]:
+        return self._pim.users_by_email(email)
+
     def list_group_members(self, group_id: str) -> list[DirectoryUser]:
         return self._pim.list_group_members(group_id)
 

@@ -36,13 +36,17 @@ from bot.graph import (
     build_http_client,
     build_token_provider,
 )
+from bot.graph.client import USER_FIELDS
 from bot.graph.errors import GraphError
 from bot.graph.odata import literal, query
+from bot.graph.parsing import directory_user
 from bot.graph.transport import GraphTransport
 from bot.policy_file import PolicyFile, load_policy_file
-from bot.rules import ApproverKind
+from bot.ports import IdentityLink
+from bot.rules import ApproverKind, ApproverLink
 from bot.settings import Settings, redact_url
-from storage.database import current_revision, head_revision, make_engine
+from storage.database import current_revision, head_revision, make_engine, make_session_factory
+from storage.unit_of_work import SqlUnitOfWork
 
 # The bot scopes manifest.yml asks for (a test keeps the two the same). The manifest is not
 # installed with the package, so doctor carries its own copy.
@@ -516,6 +520,7 @@ def check_microsoft(settings: Settings, policy: PolicyFile | None) -> Iterator[F
         if policy is not None:
             yield from check_policy_roles(graph, policy)
             yield from check_approver_groups(graph, policy)
+            yield from check_approver_links(graph, policy, settings)
     finally:
         http.close()
 
@@ -681,6 +686,78 @@ def check_approver_groups(graph: GraphTransport, policy: PolicyFile) -> Iterator
                 groups.setdefault(spec.value, []).append(role)
     for group_id, roles in groups.items():
         yield _approver_group(graph, group_id, roles, policy)
+
+
+def check_approver_links(
+    graph: GraphTransport, policy: PolicyFile, settings: Settings
+) -> Iterator[Finding]:
+    """Approvers the policy names in Entra (groups, users) whose Slack account has no link
+    made by an operator or by sign-in: they would be linked by their Slack email, which a
+    Slack admin can set on any account. Where approver_link requires better, they cannot
+    approve at all until linked."""
+    roles_of: dict[str, set[str]] = {}
+    strict: set[str] = set()
+    for role, rules in [("defaults", policy.defaults), *sorted(policy.roles.items())]:
+        for spec in rules.approvers:
+            if spec.kind in (ApproverKind.ENTRA_GROUP, ApproverKind.ENTRA_USER):
+                roles_of.setdefault(f"{spec.kind.value}:{spec.value}", set()).add(role)
+                if rules.approver_link is ApproverLink.OPERATOR_OR_SIGN_IN:
+                    strict.add(role)
+    if not roles_of:
+        return
+    people: dict[str, tuple[str, set[str]]] = {}
+    try:
+        for key, roles in roles_of.items():
+            kind, _, object_id = key.partition(":")
+            path = (
+                f"/groups/{object_id}/transitiveMembers?$select={USER_FIELDS}"
+                if kind == ApproverKind.ENTRA_GROUP.value
+                else f"/users/{object_id}?$select={USER_FIELDS}"
+            )
+            found = (
+                list(_pages(graph, path))
+                if kind == ApproverKind.ENTRA_GROUP.value
+                else [_json(graph.request("GET", path))]
+            )
+            for obj in found:
+                user = directory_user(obj)
+                if user is not None and user.account_enabled:
+                    name = f"{user.display_name} ({user.user_principal_name or user.id})"
+                    people.setdefault(user.id, (name, set()))[1].update(roles)
+    except (PimError, _Forbidden):
+        yield not_checked("approver links", "cannot list the approvers in Entra ID")
+        return
+    links: dict[str, IdentityLink | None] = dict.fromkeys(people)
+    fresh = settings.database_url is None and not (settings.data_dir / "pimbot.db").exists()
+    try:
+        if not fresh:  # no database yet: nobody is linked (and doctor creates nothing)
+            engine = make_engine(settings.effective_database_url())
+            try:
+                with SqlUnitOfWork(make_session_factory(engine)) as uow:
+                    links = {entra_id: uow.identities.for_entra(entra_id) for entra_id in people}
+            finally:
+                engine.dispose()
+    except SQLAlchemyError:
+        yield not_checked("approver links", "needs the database (see the database line)")
+        return
+    weak = sorted(
+        (name, roles)
+        for entra_id, (name, roles) in people.items()
+        if (link := links[entra_id]) is None or link.source == "email"
+    )
+    if not weak:
+        yield passed(
+            "approver links: every approver the policy names in Entra is linked by "
+            "an operator or by sign-in"
+        )
+        return
+    listed = "; ".join(f"{name} for {', '.join(sorted(roles))}" for name, roles in weak)
+    text = f"approver links: linked by Slack email only (or not yet): {listed}"
+    fix = "link each with `pimbot link <team> <slack user id> <entra object id>`"
+    if any(roles & strict for _, roles in weak):
+        yield failed(text + " — approver_link: operator_or_sign_in refuses them", fix)
+    else:
+        yield passed(text + f" ({fix}, or set approver_link: operator_or_sign_in)")
 
 
 def _approver_group(

@@ -102,6 +102,10 @@ class Person:
     slack_user: str
     entra_id: str | None = None
     display_name: str | None = None
+    # Known at click time only (bot.identity), never stored: an Entra guest (userType Guest)
+    # and how the Slack account was linked ("email" | "operator" | "signin").
+    guest: bool = field(default=False, compare=False)
+    linked_by: str | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:
@@ -248,7 +252,7 @@ class ElevationRequest:
         return [d for d in self.decisions if d.decision is Decision.APPROVE and d.round == round]
 
     def approvals_needed(self) -> int:
-        return max(0, self.quorum - len(self.approvals()))
+        return max(0, self.quorum - _people(self.approvals()))
 
     def decided_by(self, round: int = 0) -> list[Person]:
         """Who decided the request (or one of its extensions), for "already decided by …"."""
@@ -258,7 +262,15 @@ class ElevationRequest:
         return denials or [d.approver for d in self.approvals(round)]
 
     def has_decided(self, person: Person, round: int = 0) -> bool:
-        return any(d.approver.key == person.key and d.round == round for d in self.decisions)
+        """By Slack account or by Entra id: two accounts of one person decide once."""
+        return any(
+            d.round == round
+            and (
+                d.approver.key == person.key
+                or (person.entra_id is not None and d.approver.entra_id == person.entra_id)
+            )
+            for d in self.decisions
+        )
 
     def approval_lapsed(self, *, at: datetime, ttl: timedelta) -> bool:
         """An ``approved`` request not activated within ``ttl`` of its approval (or of the start
@@ -281,7 +293,7 @@ class ElevationRequest:
         self.decisions.append(decision)
         self.new_decisions.append(decision)
         if self.approvals_needed() > 0:
-            counted = len(self.approvals())
+            counted = _people(self.approvals())
             self._audit(
                 approver.key,
                 "approval_recorded",
@@ -400,7 +412,7 @@ class ElevationRequest:
         decision = ApprovalDecision(approver, Decision.APPROVE, at, None, self.extension_round)
         self.decisions.append(decision)
         self.new_decisions.append(decision)
-        count = len(self.approvals(self.extension_round))
+        count = _people(self.approvals(self.extension_round))
         reached = count >= self.quorum
         self._audit(
             approver.key,
@@ -581,6 +593,11 @@ class ElevationRequest:
     def snapshot(self) -> ElevationRequest:
         """A copy safe to hand to presentation code (no pending audit state)."""
         return replace(self, decisions=list(self.decisions), new_audit_entries=[], new_decisions=[])
+
+
+def _people(approvals: list[ApprovalDecision]) -> int:
+    """Quorum counts people: distinct Entra object ids (the Slack key where none is known)."""
+    return len({d.approver.entra_id or d.approver.key for d in approvals})
 
 
 def _submit_detail(request: ElevationRequest) -> str:

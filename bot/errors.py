@@ -71,6 +71,13 @@ class ConcurrentUpdate(ElevationError):
         self.request_id = request_id
 
 
+class LiveRequestExists(ElevationError):
+    """Storage refused a second live request of one person for one role (a racing submit)."""
+
+    def __init__(self, role_name: str) -> None:
+        super().__init__(f"You already have a live request for {role_name}.")
+
+
 class ValidationFailed(ElevationError):
     """Bad input; ``field_errors`` maps a form field to a message a person understands."""
 
@@ -81,6 +88,17 @@ class ValidationFailed(ElevationError):
 
 class IdentityError(PimbotError):
     """The Slack user cannot act: not linked, guest, external, bot or deactivated."""
+
+
+class LinkConflict(IdentityError):
+    """The Entra user is already linked to another Slack account (one person, one link)."""
+
+    def __init__(self, entra_id: str, linked_to: str | None) -> None:
+        self.entra_id, self.linked_to = entra_id, linked_to
+        super().__init__(
+            "That Microsoft Entra account is already linked to another Slack account, and one "
+            "person may have only one. Ask your pimbot admin to check the links (`pimbot link`)."
+        )
 
 
 class PimError(PimbotError):

@@ -19,7 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bot.durations import parse_duration
 from bot.elevation import RoleRef
 from bot.errors import ConfigurationError
-from bot.rules import PIM_MAX_ACTIVATION, ApprovalMode, ApproverKind, ApproverSpec, RolePolicy
+from bot.rules import (
+    PIM_MAX_ACTIVATION,
+    ApprovalMode,
+    ApproverKind,
+    ApproverLink,
+    ApproverSpec,
+    RolePolicy,
+)
 
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _SLACK_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,}$")
@@ -33,6 +40,7 @@ class _Approver(BaseModel):
     slack_user: str | None = None
     slack_usergroup: str | None = None
     entra_group: str | None = None
+    entra_user: str | None = None
     pim: bool | None = None
 
     @model_validator(mode="after")
@@ -41,12 +49,14 @@ class _Approver(BaseModel):
         if len(given) != 1:
             raise ValueError(
                 "each approver needs exactly one of slack_user, slack_usergroup, "
-                "entra_group or pim: true"
+                "entra_group, entra_user or pim: true"
             )
         if self.slack_user is not None and not _SLACK_USER.match(self.slack_user):
             raise ValueError(f"slack_user {self.slack_user!r} is not a Slack user ID (U…/W…)")
         if self.entra_group is not None and not _GUID.match(self.entra_group):
             raise ValueError(f"entra_group {self.entra_group!r} is not a group object ID (GUID)")
+        if self.entra_user is not None and not _GUID.match(self.entra_user):
+            raise ValueError(f"entra_user {self.entra_user!r} is not a user object ID (GUID)")
         if self.slack_usergroup is not None and not _USERGROUP_HANDLE.match(self.slack_usergroup):
             raise ValueError(f"slack_usergroup {self.slack_usergroup!r} is not a handle")
         return self
@@ -58,6 +68,8 @@ class _Approver(BaseModel):
             return ApproverSpec(ApproverKind.SLACK_USERGROUP, self.slack_usergroup.lstrip("@"))
         if self.entra_group:
             return ApproverSpec(ApproverKind.ENTRA_GROUP, self.entra_group.lower())
+        if self.entra_user:
+            return ApproverSpec(ApproverKind.ENTRA_USER, self.entra_user.lower())
         return ApproverSpec(ApproverKind.PIM)
 
 
@@ -99,6 +111,7 @@ class _RoleRules(BaseModel):
     # Where break-glass alerts go besides the approvals channel (security team, SOC).
     security_channel: str | None = None
     self_extension: _SelfExtension | None = None
+    approver_link: ApproverLink | None = None
 
     @field_validator("max_duration", "reminder_lead", mode="before")
     @classmethod
@@ -269,4 +282,5 @@ def _merge(base: RolePolicy, rules: _RoleRules) -> RolePolicy:
             if rules.self_extension is not None
             else base.self_extension_up_to
         ),
+        approver_link=given.get("approver_link", base.approver_link),
     )

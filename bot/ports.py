@@ -34,6 +34,14 @@ class DirectoryUser:
     display_name: str
     user_principal_name: str
     mail: str | None = None
+    # Graph returns these only when $select names them; pimbot always does. A user whose
+    # accountEnabled Graph did not state is treated as disabled (fail closed).
+    account_enabled: bool = True
+    user_type: str = "Member"  # "Member" | "Guest"
+
+    @property
+    def is_guest(self) -> bool:
+        return self.user_type.casefold() == "guest"
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,10 @@ class PimClient(Protocol):
 
     def resolve_user(self, ref: str) -> DirectoryUser | None:
         """By object id, UPN or mail; None when nobody matches."""
+        ...
+
+    def users_by_email(self, email: str) -> list[DirectoryUser]:
+        """Every user whose mail or userPrincipalName is ``email`` (case-insensitive)."""
         ...
 
     def list_group_members(self, group_id: str) -> list[DirectoryUser]: ...
@@ -260,14 +272,21 @@ class IdentityLink:
     slack_team: str
     slack_user: str
     entra_id: str
-    source: str  # "operator" | "email" | "signin"
+    source: str  # how it was made: "operator" | "email" | "signin"
     linked_at: datetime
 
 
 class IdentityLinks(Protocol):
     def get(self, slack_team: str, slack_user: str) -> IdentityLink | None: ...
 
-    def link(self, link: IdentityLink) -> None: ...
+    def for_entra(self, entra_id: str) -> IdentityLink | None:
+        """The one Slack account linked to this Entra user, if any."""
+        ...
+
+    def link(self, link: IdentityLink, *, replace: bool = True) -> None:
+        """Insert or replace; LinkConflict when another Slack account holds the Entra user,
+        or (``replace=False``) when this Slack user is linked already."""
+        ...
 
     def unlink(self, slack_team: str, slack_user: str) -> bool: ...
 

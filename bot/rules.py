@@ -106,7 +106,15 @@ class ApproverKind(StrEnum):
     SLACK_USER = "slack_user"
     SLACK_USERGROUP = "slack_usergroup"
     ENTRA_GROUP = "entra_group"
+    ENTRA_USER = "entra_user"  # one Entra user by object id (the way to let a guest approve)
     PIM = "pim"
+
+
+class ApproverLink(StrEnum):
+    """How an approver's Slack account must be linked to Entra before they may decide."""
+
+    ANY = "any"  # a first-contact link by Slack email is enough
+    OPERATOR_OR_SIGN_IN = "operator_or_sign_in"  # `pimbot link` or `/pim connect`, not email
 
 
 @dataclass(frozen=True)
@@ -157,6 +165,7 @@ class RolePolicy:
     # A role that needed approval may be extended without a new round only up to this total
     # active time (``self_extension: {up_to: 2h}``); None: every extension needs approval.
     self_extension_up_to: timedelta | None = None
+    approver_link: ApproverLink = ApproverLink.ANY
 
 
 @dataclass(frozen=True)
@@ -183,6 +192,7 @@ class EffectiveRules:
     break_glass_overrides_pim_approval: bool = False
     security_channel: str | None = None  # break-glass alerts, besides the approvals channel
     self_extension_up_to: timedelta | None = None
+    approver_link: ApproverLink = ApproverLink.ANY
 
     @property
     def needs_user_proof(self) -> bool:
@@ -245,6 +255,7 @@ def effective_rules(
         break_glass_overrides_pim_approval=policy.break_glass_overrides_pim_approval,
         security_channel=policy.security_channel or default_security_channel,
         self_extension_up_to=policy.self_extension_up_to,
+        approver_link=policy.approver_link,
     )
 
 

@@ -31,6 +31,7 @@ from bot.errors import ConfigurationError
 from bot.graph import build_pim_client
 from bot.identity import Installation, identify
 from bot.logs import keep_request_bodies_out_of_logs
+from bot.identity import EntraAccounts, Installation, identify
 from bot.metrics import Metrics, MetricsNotifier
 from bot.policy_file import PolicyFile, load_policy_file
 from bot.ports import Clock, IdentityLink, PimClient
@@ -303,6 +304,7 @@ def build_slack_runtime(
             pim=pim_reads,
             uow=uow,
             clock=clock,
+            accounts=EntraAccounts(pim_reads, clock=clock),
         ),
         tenant_id=settings.azure_tenant_id,
         later=_submit_to(work),

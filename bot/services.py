@@ -23,6 +23,8 @@ from bot.errors import (
     AssignmentNotFound,
     ConcurrentUpdate,
     IdentityError,
+    InvalidTransition,
+    LiveRequestExists,
     NotAuthorized,
     PimbotError,
     PimError,
@@ -162,9 +164,21 @@ def store_request(checked: CheckedRequest, *, ports: Ports) -> ElevationRequest:
             request.open_review(due=now + ports.review_nudge_every, at=now)
         elif not rules.approval_required:
             request.auto_approve(actor="pimbot", at=now, why="no approval required for this role")
-        uow.requests.add(request)
-        notification = uow.outbox.add(request.id, Event.SUBMITTED, now)
-        uow.commit()
+        try:
+            uow.requests.add(request)
+        except LiveRequestExists:
+            raced = True  # another submission of the same role committed first
+        else:
+            raced = False
+            notification = uow.outbox.add(request.id, Event.SUBMITTED, now)
+            uow.commit()
+    if raced:
+        with ports.uow() as uow:
+            live = uow.requests.list_live_for_role(requester, role.role_definition_id)
+        state = live[0].status.value.replace("_", " ") if live else "live"
+        raise ValidationFailed(
+            {ROLE: f"You already have a request for {role.display_name} that is {state}."}
+        )
     log.info("request submitted", extra={"request_id": request.id, "status": request.status})
     deliver(ports, request, Event.SUBMITTED, notification)
     if request.status is RequestStatus.APPROVED:
@@ -593,6 +607,31 @@ def expire_request(
 
 def get_request(request_id: str, *, ports: Ports) -> ElevationRequest:
     return load_request(request_id, ports)
+
+
+def open_for_decision(
+    request_id: str, approver: Person, *, ports: Ports, extension: bool = False
+) -> ElevationRequest:
+    """The request, if ``approver`` may decide it now; checked before any form shows it.
+
+    A deny form shows who asked for what and why: nobody else may even open it.
+    """
+    request = load_request(request_id, ports)
+    approvers = ports.approvers.resolve(_specs(request), ports.rules.rules_for(request.role))
+    check_may_decide(request, approver, approvers)
+    if extension and not request.awaits_extension_approval:
+        raise InvalidTransition("No extension of this role is waiting for a decision.")
+    if not extension and request.status is not RequestStatus.PENDING_APPROVAL:
+        next_status(request.status, LifecycleAction.DENY)
+    return request
+
+
+def open_for_extension(request_id: str, actor: Person, *, ports: Ports) -> ElevationRequest:
+    """The request, if ``actor`` may extend it now; checked before the extend form opens."""
+    request = load_request(request_id, ports)
+    check_is_requester(request, actor)
+    next_status(request.status, LifecycleAction.EXTEND)
+    return request
 
 
 def list_my_requests(person: Person, *, ports: Ports, limit: int = 10) -> list[ElevationRequest]:

@@ -8,13 +8,15 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
+from bot.errors import PimbotError
 from bot.services import (
     acknowledge_break_glass,
     approve_extension,
     approve_request,
     cancel_request,
     deactivate_request,
-    get_request,
+    open_for_decision,
+    open_for_extension,
 )
 from handlers.blocks import deny_reason_modal
 from handlers.context import SlackDeps
@@ -32,10 +34,7 @@ def register(app: App, deps: SlackDeps) -> None:
 
     def handle_deny_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        request = get_request(_request_id(body), ports=deps.ports)
-        client.views_open(
-            trigger_id=body["trigger_id"], view=deny_reason_modal(request.id, request=request)
-        )
+        _open_deny_form(client, body, extension=False)
 
     def handle_cancel_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
@@ -47,11 +46,18 @@ def register(app: App, deps: SlackDeps) -> None:
 
     def handle_extend_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
+        # The form shows the role and its end: only the requester may see it (authority first).
+        try:
+            person = deps.identify(body["user"]["id"])
+            request = open_for_extension(_request_id(body), person, ports=deps.ports)
+        except PimbotError as exc:
+            tell_user(client, body, explain(exc))
+            return
         open_extend_modal(
             client,
             deps,
             trigger_id=body["trigger_id"],
-            request_id=_request_id(body),
+            request_id=request.id,
             user_id=body["user"]["id"],
         )
 
@@ -61,11 +67,7 @@ def register(app: App, deps: SlackDeps) -> None:
 
     def handle_deny_extension_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        request = get_request(_request_id(body), ports=deps.ports)
-        client.views_open(
-            trigger_id=body["trigger_id"],
-            view=deny_reason_modal(request.id, request=request, extension=True),
-        )
+        _open_deny_form(client, body, extension=True)
 
     def handle_acknowledge_break_glass_button(
         ack: Ack, body: dict[str, Any], client: WebClient
@@ -99,6 +101,22 @@ def register(app: App, deps: SlackDeps) -> None:
                 user_id=body["user"]["id"],
                 selected_role_id=selected,
             )
+        )
+
+    def _open_deny_form(client: WebClient, body: dict[str, Any], *, extension: bool) -> None:
+        # The form shows requester, role and reason: authority is checked before it opens,
+        # on the listener thread, since the trigger_id dies three seconds after the click.
+        try:
+            person = deps.identify(body["user"]["id"])
+            request = open_for_decision(
+                _request_id(body), person, ports=deps.ports, extension=extension
+            )
+        except PimbotError as exc:
+            tell_user(client, body, explain(exc))
+            return
+        client.views_open(
+            trigger_id=body["trigger_id"],
+            view=deny_reason_modal(request.id, request=request, extension=extension),
         )
 
     def _act(client: WebClient, body: dict[str, Any], use_case: Any) -> None:

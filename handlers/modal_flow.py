@@ -16,6 +16,7 @@ from bot.errors import PimbotError
 from bot.ports import EligibleRole
 from bot.rules import MIN_DURATION, extension_needs_approval
 from bot.services import get_request
+from bot.services import open_for_extension
 from handlers.blocks import extend_modal, loading_modal, notice_modal, request_modal
 from handlers.context import SlackDeps
 
@@ -69,7 +70,8 @@ def fill_extend_modal(
     client: WebClient, deps: SlackDeps, *, view: dict[str, Any], request_id: str, user_id: str
 ) -> None:
     try:
-        request = get_request(request_id, ports=deps.ports)
+        person = deps.identify(user_id)
+        request = open_for_extension(request_id, person, ports=deps.ports)
         rules = deps.ports.rules.rules_for(request.role)
         left = (request.ends_at - deps.ports.clock.now()) if request.ends_at else timedelta(0)
         profile = deps.directory.user_profile(user_id)

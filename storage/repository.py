@@ -22,7 +22,7 @@ from bot.elevation import (
     RoleRef,
     Ticket,
 )
-from bot.errors import ConcurrentUpdate
+from bot.errors import ConcurrentUpdate, LinkConflict, LiveRequestExists
 from bot.ports import DueWork, Event, IdentityLink, PendingNotification, PostedMessage
 from storage.audit_chain import (
     GENESIS,
@@ -81,8 +81,14 @@ class SqlRequestRepository:
         self._audit = audit
 
     def add(self, request: ElevationRequest) -> None:
+        """Insert a new request; LiveRequestExists if one for the same role raced in first."""
         request.version = 1
         self._session.add(_to_row(request))
+        try:
+            self._session.flush()
+        except IntegrityError:
+            # The partial unique index: one live request per person and role.
+            raise LiveRequestExists(request.role.display_name) from None
         self._flush_pending(request)
 
     def get(self, request_id: str) -> ElevationRequest | None:
@@ -602,20 +608,49 @@ class SqlIdentityLinks:
             return None
         return IdentityLink(row.slack_team, row.slack_user, row.entra_id, row.source, row.linked_at)
 
-    def link(self, link: IdentityLink) -> None:
-        row = self._session.get(IdentityLinkRow, (link.slack_team, link.slack_user))
+    def for_entra(self, entra_id: str) -> IdentityLink | None:
+        row = self._session.scalars(
+            select(IdentityLinkRow).where(IdentityLinkRow.entra_id == entra_id)
+        ).first()
         if row is None:
-            self._session.add(
-                IdentityLinkRow(
-                    slack_team=link.slack_team,
-                    slack_user=link.slack_user,
-                    entra_id=link.entra_id,
-                    source=link.source,
-                    linked_at=link.linked_at,
-                )
-            )
-        else:
-            row.entra_id, row.source, row.linked_at = link.entra_id, link.source, link.linked_at
+            return None
+        return IdentityLink(row.slack_team, row.slack_user, row.entra_id, row.source, row.linked_at)
+
+    def link(self, link: IdentityLink, *, replace: bool = True) -> None:
+        """Insert or replace this Slack user's link; LinkConflict if the Entra user has one
+        (or, with ``replace=False``, if this Slack user has one already).
+
+        Flushed at once, inside a savepoint, so a racing insert surfaces here as a conflict
+        (the caller decides) rather than as an IntegrityError at commit.
+        """
+        other = self.for_entra(link.entra_id)
+        if other is not None and (other.slack_team, other.slack_user) != (
+            link.slack_team,
+            link.slack_user,
+        ):
+            raise LinkConflict(link.entra_id, f"{other.slack_team}/{other.slack_user}")
+        try:
+            with self._session.begin_nested():
+                row = self._session.get(IdentityLinkRow, (link.slack_team, link.slack_user))
+                if row is None:
+                    self._session.add(
+                        IdentityLinkRow(
+                            slack_team=link.slack_team,
+                            slack_user=link.slack_user,
+                            entra_id=link.entra_id,
+                            source=link.source,
+                            linked_at=link.linked_at,
+                        )
+                    )
+                elif not replace:
+                    raise LinkConflict(link.entra_id, f"{row.slack_team}/{row.slack_user}")
+                else:
+                    row.entra_id, row.source = link.entra_id, link.source
+                    row.linked_at = link.linked_at
+        except IntegrityError:
+            # Someone linked first: this Slack user (a racing first contact) or this Entra user.
+            self._session.expire_all()
+            raise LinkConflict(link.entra_id, None) from None
 
     def unlink(self, slack_team: str, slack_user: str) -> bool:
         row = self._session.get(IdentityLinkRow, (slack_team, slack_user))

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -52,6 +53,12 @@ class UtcDateTime(TypeDecorator[datetime]):
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON, list[str]: JSON}
+
+
+# The statuses of bot.elevation.LIVE_STATUSES, spelled out for the partial unique index (the
+# migration repeats them; a test checks they agree with the domain).
+LIVE_STATUS_VALUES = ("pending_approval", "approved", "scheduled", "awaiting_pim", "active")
+LIVE_CONDITION = text("status IN ({})".format(", ".join(f"'{s}'" for s in LIVE_STATUS_VALUES)))
 
 
 class RequestRow(Base):
@@ -118,6 +125,17 @@ class RequestRow(Base):
         Index("ix_requests_status_deactivate_at", "status", "deactivate_at"),
         # Unacknowledged break-glass reviews, whatever the status (a review outlives the role).
         Index("ix_requests_review_due_at", "review_due_at"),
+        # At most one live request per person and role: racing submissions cannot both land.
+        Index(
+            "uq_requests_live_per_role",
+            "requester_team",
+            "requester_user",
+            "role_definition_id",
+            "directory_scope_id",
+            unique=True,
+            sqlite_where=LIVE_CONDITION,
+            postgresql_where=LIVE_CONDITION,
+        ),
     )
 
 
@@ -186,7 +204,10 @@ class IdentityLinkRow(Base):
 
     slack_team: Mapped[str] = mapped_column(String(32), primary_key=True)
     slack_user: Mapped[str] = mapped_column(String(32), primary_key=True)
-    entra_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    # One Entra user has at most one Slack link: two Slack accounts of one person must never
+    # count as two approvers (quorum counts people).
+    entra_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True, unique=True)
+    # How the link was made: "email" (first contact), "operator" (`pimbot link`) or "signin".
     source: Mapped[str] = mapped_column(String(16), nullable=False)
     linked_at: Mapped[datetime] = mapped_column(nullable=False)
 

@@ -66,6 +66,10 @@ class FakePimClient:
     def resolve_user(self, ref: str) -> DirectoryUser | None:
         return None
 
+    def users_by_email(self, email: str) -> list[DirectoryUser]:
+        user = self.resolve_user(email)
+        return [user] if user is not None else []
+
     def list_group_members(self, group_id: str) -> list[DirectoryUser]:
         return []
 

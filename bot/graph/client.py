@@ -45,7 +45,7 @@ REQUESTS = f"{ROLES}/roleAssignmentScheduleRequests"
 ELIGIBILITY_INSTANCES = f"{ROLES}/roleEligibilityScheduleInstances"
 ASSIGNMENT_INSTANCES = f"{ROLES}/roleAssignmentScheduleInstances"
 POLICY_ASSIGNMENTS = "/policies/roleManagementPolicyAssignments"
-USER_FIELDS = "id,displayName,userPrincipalName,mail"
+USER_FIELDS = "id,displayName,userPrincipalName,mail,accountEnabled,userType"
 MAX_PAGES = 200
 CREATE_ATTEMPTS = 3
 # How far back a request found after an ambiguous create may have been made (clock skew).
@@ -111,6 +111,19 @@ class GraphPimClient:
         if len(users) > 1:
             logger.warning("%d directory users match %r; using the first", len(users), ref)
         return users[0] if users else None
+
+    def users_by_email(self, email: str) -> list[DirectoryUser]:
+        """Everyone an email could mean: mail or UPN (Graph compares them case-insensitively)."""
+        email = email.strip()
+        if not email or "@" not in email:
+            return []
+        condition = f"mail eq {odata.literal(email)} or userPrincipalName eq {odata.literal(email)}"
+        found = {
+            user.id: user
+            for obj in self._pages("/users", {"$filter": condition, "$select": USER_FIELDS})
+            if (user := parsing.directory_user(obj)) is not None
+        }
+        return list(found.values())
 
     def _get_user(self, ref: str) -> DirectoryUser | None:
         path = odata.with_query(odata.user_path(ref), {"$select": USER_FIELDS})

@@ -79,6 +79,8 @@ def directory_user(obj: Json) -> DirectoryUser | None:
         display_name=text(obj, "displayName") or upn or user_id,
         user_principal_name=upn,
         mail=text(obj, "mail"),
+        account_enabled=obj.get("accountEnabled") is True,
+        user_type=text(obj, "userType") or "Member",
     )
 
 

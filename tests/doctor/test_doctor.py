@@ -30,7 +30,7 @@ def test_a_good_configuration_passes_every_check_and_exits_0(
     outcome = doctor.run(PIMBOT_DATABASE_URL=database_url, SLACK_APP_TOKEN=slack_app_token)
 
     assert outcome.exit_code == 0, outcome.output
-    assert outcome.lines[-1] == "pimbot doctor: all 16 checks passed."
+    assert outcome.lines[-1] == "pimbot doctor: all 17 checks passed."
     assert all(line.startswith("✓") for line in outcome.lines[:-1]), outcome.output
     outcome.line("✓ settings: everything `pimbot run` needs is set (Socket Mode)")
     assert "reachable, schema at" in outcome.line("✓ database ")
@@ -219,7 +219,7 @@ def test_a_bad_slack_token_is_called_wrong_or_revoked(doctor: Doctor) -> None:
     outcome.line("– Slack scopes and approvals channels: not checked")
     outcome.line("✓ Entra ID: token issued for app")
     assert outcome.lines[-1] == (
-        "pimbot doctor: 1 of 14 checks failed, 1 could not run until those are fixed. "
+        "pimbot doctor: 1 of 15 checks failed, 1 could not run until those are fixed. "
         "Fix the ✗ lines above."
     )
     assert "notthetoken" not in outcome.output
@@ -297,3 +297,40 @@ def test_doctor_checks_exactly_the_bot_scopes_in_the_manifest() -> None:
 def test_permissions_are_read_only_from_a_readable_token() -> None:
     assert granted_permissions("opaque-token-without-dots") is None
     assert granted_permissions("a.!!!notbase64.c") is None
+
+
+def test_approvers_linked_by_email_only_are_listed(doctor: Doctor, database_url: str) -> None:
+    from datetime import UTC, datetime
+
+    from bot.ports import IdentityLink
+    from storage.database import make_engine, make_session_factory
+    from storage.unit_of_work import SqlUnitOfWork
+    from tests.doctor.conftest import PIM_APPROVERS_GROUP
+
+    engine = make_engine(database_url)
+    with SqlUnitOfWork(make_session_factory(engine)) as uow:
+        now = datetime.now(UTC)
+        uow.identities.link(
+            IdentityLink(
+                "T0PIMBOT", "U0GRACE", "5846ce5e-e5bf-49f8-8732-e9c302694d9e", "operator", now
+            )
+        )
+        uow.identities.link(
+            IdentityLink("T0PIMBOT", "U0ALAN", "df1790b4-cca9-4cb3-80f7-6c1595cf002e", "email", now)
+        )
+        uow.commit()
+    engine.dispose()
+    policy = (
+        "roles:\n  Global Administrator:\n    approver_link: operator_or_sign_in\n"
+        f"    approvers:\n      - entra_group: {PIM_APPROVERS_GROUP}\n"
+    )
+    outcome = doctor.run(policy=policy, PIMBOT_DATABASE_URL=database_url)
+    line = _assert_only_failure(outcome, "✗ approver links:")
+    assert "alan turing (alan@contoso.example) for global administrator" in line.lower()
+    assert "Grace" not in line and "pimbot link" in line
+    # Without the requirement it is only listed, not a failure.
+    relaxed = doctor.run(
+        policy=policy.replace("    approver_link: operator_or_sign_in\n", ""),
+        PIMBOT_DATABASE_URL=database_url,
+    )
+    assert "Alan Turing" in relaxed.line("✓ approver links:")

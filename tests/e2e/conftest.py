@@ -14,7 +14,7 @@ import pytest
 from bot.runtime import SlackRuntime, build_slack_runtime
 from bot.settings import Settings
 from bot.stand_ins.fake_slack import FakeSlack, SlackMessage
-from bot.stand_ins.graph_emulator import GraphEmulator, default_tenant
+from bot.stand_ins.graph_emulator import GraphEmulator, Tenant, default_tenant
 from bot.stand_ins.slack_signing import SlackSender
 from handlers.http import BackgroundHttpServer
 
@@ -82,9 +82,9 @@ def make_stack(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Stac
         tuple[FakeSlack, GraphEmulator, SlackRuntime, BackgroundHttpServer, SlackSender]
     ] = []
 
-    def build(policy: str | None = None, **env: str) -> Stack:
+    def build(policy: str | None = None, tenant: Tenant | None = None, **env: str) -> Stack:
         slack = FakeSlack().start()
-        emu = GraphEmulator(tenant=default_tenant(), ca_path=tmp_path / "ca.pem").start()
+        emu = GraphEmulator(tenant=tenant or default_tenant(), ca_path=tmp_path / "ca.pem").start()
         values = {
             **emu.env(),
             "SLACK_BOT_TOKEN": slack.bot_token,

@@ -17,7 +17,7 @@ GROUP = "3a6e1f0c-8a57-4c3c-9d6e-2f1d7b0c9a11"
 OTHER_GROUP = "7f6e5d4c-3b2a-4190-8877-665544332211"
 GLOBAL_ADMIN = RoleRef("62e90394-69f5-4237-9190-012177145e10", "Global Administrator")
 GROUPS_ADMIN = RoleRef("fdd7a751-b60b-444a-984c-02652fe8fa1c", "Groups Administrator")
-SELECT = "$select=id,displayName,userPrincipalName,mail"
+SELECT = "$select=id,displayName,userPrincipalName,mail,accountEnabled,userType"
 
 
 # --- users -----------------------------------------------------------------------------------

@@ -319,3 +319,16 @@ def test_msals_http_trusts_the_configured_ca_bundle_not_the_environment(emu: obj
         assert MsalHttpClient(http).get(discovery).status_code == 200
     with build_http_client(without_bundle) as http, pytest.raises(httpx.ConnectError):
         MsalHttpClient(http).get(discovery)
+
+
+def test_users_by_email_finds_mail_or_upn_with_their_state(client: GraphPimClient) -> None:
+    [alan] = client.users_by_email("ALAN.Turing@contoso.example")  # mail, any case
+    assert alan.user_principal_name == "alan@contoso.example"
+    assert alan.account_enabled is True and alan.is_guest is False
+    [by_upn] = client.users_by_email("alan@contoso.example")
+    assert by_upn.id == alan.id
+    [marie] = client.users_by_email("marie@partner.example")
+    assert marie.is_guest
+    assert client.users_by_email("nobody@contoso.example") == []
+    members = client.list_group_members(SECOPS)
+    assert members and all(m.account_enabled for m in members)

@@ -68,12 +68,24 @@ class DirectoryPim(FakePimClient):
             "entra-grace": DirectoryUser(
                 "entra-grace", "Grace", "grace@contoso.example", "grace@contoso.example"
             ),
+            "entra-other": DirectoryUser("entra-other", "Ada (other)", "ada2@contoso.example"),
+            "entra-alan": DirectoryUser("entra-alan", "Alan", "alan@contoso.example"),
+            "entra-off": DirectoryUser(
+                "entra-off", "Off", "off@contoso.example", account_enabled=False
+            ),
+            "entra-guest": DirectoryUser(
+                "entra-guest", "Guest", "g#EXT#@contoso.example", user_type="Guest"
+            ),
         }
         return users.get(ref)
 
     def list_group_members(self, group_id: str) -> list[DirectoryUser]:
         return (
-            [DirectoryUser("entra-grace", "Grace", "grace@contoso.example")]
+            [
+                DirectoryUser("entra-grace", "Grace", "grace@contoso.example"),
+                DirectoryUser("entra-off", "Off", "off@contoso.example", account_enabled=False),
+                DirectoryUser("entra-guest", "Guest", "g#EXT#@contoso.example", user_type="Guest"),
+            ]
             if group_id == "group-1"
             else []
         )
@@ -172,3 +184,31 @@ def test_approver_specs_resolve_to_people() -> None:
     assert approvers.slack_users == {"U0GRACE", "U0ALAN", "U0BOSS"}
     assert approvers.entra_users == {"entra-grace", "entra-alan"}
     assert "U0GRACE" in resolver.slack_ids(rules.approvers, rules)
+
+
+def test_group_and_pim_approvers_skip_disabled_accounts_and_guests() -> None:
+    clock = FakeClock()
+    pim = DirectoryPim(clock=clock)
+    pim.settings[GLOBAL_ADMIN.role_definition_id] = RoleSettings(
+        GLOBAL_ADMIN.role_definition_id,
+        approval_required=True,
+        approvers=(
+            PimApprover("group", "group-1"),
+            PimApprover("user", "entra-off"),
+            PimApprover("user", "entra-guest"),
+        ),
+    )
+    resolver = DirectoryApproverResolver(directory=FakeDirectory(), pim=pim, clock=clock)
+    policy = parse_policy({"roles": {"Global Administrator": {"approvers": [{"pim": True}]}}})
+    rules = CachedRulesSource(pim=pim, policy=policy, clock=clock).rules_for(GLOBAL_ADMIN)
+    assert resolver.resolve(rules.approvers, rules).entra_users == {"entra-grace"}
+    # Named one by one in the policy file, a guest may approve.
+    named = parse_policy(
+        {"roles": {"Global Administrator": {"approvers": [{"entra_user": _GUEST_GUID}]}}}
+    )
+    rules = CachedRulesSource(pim=pim, policy=named, clock=clock).rules_for(GLOBAL_ADMIN)
+    approvers = resolver.resolve(rules.approvers, rules)
+    assert _GUEST_GUID in approvers.entra_users and _GUEST_GUID in approvers.named
+
+
+_GUEST_GUID = "9c5f11b1-0383-44f6-a4a6-eb0691c3125f"

@@ -82,9 +82,13 @@ class EntraAccounts:
         if hit is not None and now - hit[0] < self._ttl:
             return hit[1]
         user = self._pim.resolve_user(entra_id)
-        with self._lock:
-            self._cache[entra_id] = (now, user)
+        self.remember(entra_id, user, at=now)
         return user
+
+    def remember(self, entra_id: str, user: DirectoryUser | None, *, at: datetime) -> None:
+        """What Graph just said of this user (say, while linking by email), for ``get``."""
+        with self._lock:
+            self._cache[entra_id] = (at, user)
 
 
 def account_problem(user: DirectoryUser | None) -> str | None:
@@ -155,6 +159,7 @@ def identify(
             "cannot tell which one is you. Ask an admin to link your account (`pimbot link`).",
         )
     [user] = matches
+    accounts.remember(user.id, user, at=clock.now())  # the next click needs no second read
     problem = account_problem(user)
     if problem is not None:
         _refuse(uow, clock, actor, problem)

@@ -29,9 +29,8 @@ from bot.clock import SystemClock
 from bot.elevation import AuditEntry
 from bot.errors import ConfigurationError
 from bot.graph import build_pim_client
-from bot.identity import Installation, identify
-from bot.logs import keep_request_bodies_out_of_logs
 from bot.identity import EntraAccounts, Installation, identify
+from bot.logs import keep_request_bodies_out_of_logs
 from bot.metrics import Metrics, MetricsNotifier
 from bot.policy_file import PolicyFile, load_policy_file
 from bot.ports import Clock, IdentityLink, PimClient

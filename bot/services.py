@@ -343,6 +343,13 @@ def activate_request(request_id: str, *, ports: Ports) -> ElevationRequest:
             ports,
         )
     assert request.requester.entra_id is not None
+    try:
+        refusal = _requester_refusal(request, ports)
+    except PimUnavailable as exc:
+        log.warning("activation deferred: %s", exc.user_message, extra={"request_id": request_id})
+        return request  # the sweeper tries again; nothing was sent to PIM
+    if refusal is not None:
+        return _fail(request_id, refusal, ports)
     rules = ports.rules.rules_for(request.role)
     try:
         result = ports.pim.activate(
@@ -370,6 +377,24 @@ def activate_request(request_id: str, *, ports: Ports) -> ElevationRequest:
     except PimError as exc:
         return _fail(request_id, exc.user_message, ports)
     return record_activation(request_id, result, rules, ports=ports)
+
+
+def _requester_refusal(request: ElevationRequest, ports: Ports) -> str | None:
+    """Approval takes time: the requester's Entra account may have been disabled or deleted
+    since they asked. Checked afresh just before PIM is asked, like every click is."""
+    assert request.requester.entra_id is not None
+    user = ports.pim.resolve_user(request.requester.entra_id)
+    if user is None:
+        return (
+            f"{request.role.display_name} was not activated: the requester's Microsoft Entra "
+            "account no longer exists."
+        )
+    if not user.account_enabled:
+        return (
+            f"{request.role.display_name} was not activated: the requester's Microsoft Entra "
+            "account is disabled."
+        )
+    return None
 
 
 def record_activation(

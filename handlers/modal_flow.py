@@ -15,7 +15,6 @@ from slack_sdk import WebClient
 from bot.errors import PimbotError
 from bot.ports import EligibleRole
 from bot.rules import MIN_DURATION, extension_needs_approval
-from bot.services import get_request
 from bot.services import open_for_extension
 from handlers.blocks import extend_modal, loading_modal, notice_modal, request_modal
 from handlers.context import SlackDeps

@@ -31,6 +31,7 @@ GRACE = Person("T0PIMBOT", "U0GRACE", "22222222-bbbb-4bbb-8bbb-000000000002", "G
 ALAN = Person("T0PIMBOT", "U0ALAN", "33333333-cccc-4ccc-8ccc-000000000003", "Alan")
 MALLORY = Person("T0PIMBOT", "U0MALLORY", "44444444-dddd-4ddd-8ddd-000000000004", "Mallory")
 APPROVERS = [Person("T0PIMBOT", f"U0APPR{i:02d}", f"entra-approver-{i}") for i in range(20)]
+_PEOPLE = (ADA, GRACE, ALAN, MALLORY, *APPROVERS)
 
 
 class FakeClock:
@@ -63,8 +64,18 @@ class FakePimClient:
         if self.fail_next:
             raise self.fail_next.pop(0)
 
+    # Entra ids of accounts an admin disabled (the rest of the people above are enabled).
+    disabled: set[str] = field(default_factory=set)
+
     def resolve_user(self, ref: str) -> DirectoryUser | None:
-        return None
+        """The people above, by Entra object id (emails resolve to nobody here)."""
+        person = next((p for p in _PEOPLE if p.entra_id == ref), None)
+        if person is None:
+            return None
+        upn = f"{person.slack_user.removeprefix('U0').lower()}@contoso.example"
+        return DirectoryUser(
+            ref, person.display_name or ref, upn, upn, account_enabled=ref not in self.disabled
+        )
 
     def users_by_email(self, email: str) -> list[DirectoryUser]:
         user = self.resolve_user(email)

@@ -218,6 +218,22 @@ def test_a_disabled_requester_cannot_request(make_stack: Callable[..., Stack]) -
     assert "disabled" in str(view)
 
 
+def test_a_requester_disabled_while_waiting_is_not_activated(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = make_stack()
+    stack.request(ADA, {"duration": "PT1H", "reason": REASON}, PRA)
+    card = stack.card()
+    # While the request waits, an admin disables Ada's account in Entra.
+    stack.emu.update_user("ada@contoso.example", account_enabled=False)
+    stack.sender.click("pim-approve", user=GRACE, message=card)
+    stack.wait(
+        lambda: "account is disabled" in " ".join(stack.dm_texts(ADA)), what="Ada is told why"
+    )
+    assert _activations(stack, PRA) == []  # PIM was never asked
+    assert "disabled" in str(stack.slack.message(APPROVALS, card.ts).blocks)
+
+
 _GUEST_IN_APPROVERS = {
     "PIM Approvers": (
         "alan@contoso.example",

@@ -227,6 +227,19 @@ class GraphEmulator:
             user_id=user_id, permissions=permissions, expires_in=expires_in, amr=amr, acrs=acrs
         )
 
+    def update_user(self, ref: str, **changes: Any) -> None:
+        """Change a user in the running tenant, as an admin would in Entra (e.g.
+        ``account_enabled=False``); every endpoint sees the change at once."""
+        user = self.tenant.find_user(ref)
+        if user is None:
+            raise ValueError(f"no user {ref!r} in the tenant")
+        users = tuple(
+            u.model_copy(update=changes) if u.id == user.id else u for u in self.tenant.users
+        )
+        tenant = self.tenant.model_copy(update={"users": users})
+        # One tenant object is shared by the PIM state, the token service and the Graph API.
+        self.tenant = self.state.tenant = self.sts.tenant = self.app.graph.tenant = tenant
+
     def advance_clock(self, seconds: float) -> datetime:
         """Move emulator time forward, as ``POST /_emulator/clock`` does."""
         return self.clock.advance(timedelta(seconds=seconds))

@@ -76,3 +76,25 @@ def test_an_end_moved_in_pim_reaches_the_card_and_the_requester(stack: Stack) ->
     # Delivered once: a second sweep finds nothing owed.
     stack.runtime.sweeper.sweep()
     assert len(stack.dms(ADA)) == dms_before + 1
+
+
+def test_an_end_moved_before_the_reminder_is_told_instead_of_a_stale_reminder(
+    stack: Stack,
+) -> None:
+    stack.request(ADA, {"duration": "PT1H", "reason": REASON}, PRA)
+    stack.sender.click("pim-approve", user=GRACE, message=stack.card())
+    stack.wait(lambda: "active until" in "".join(stack.dm_texts(ADA)[-1:]), what="active DM")
+    new_end = _end_in_pim(stack) + timedelta(hours=2)
+    _admin_extends_in_the_portal(stack, new_end)
+    # Our reminder comes 10 minutes before the old end; PIM's end is two hours past that.
+    stack.emu.clock.advance(timedelta(minutes=51))
+    stack.runtime.sweeper.sweep()
+    latest = stack.dms(ADA)[-1]
+    assert "changed in PIM, outside pimbot" in latest.text
+    assert f"{new_end:%H:%M} UTC" in latest.text
+    assert not any("ends at" in text for text in stack.dm_texts(ADA))  # no stale reminder
+    # The reminder comes before the real end instead.
+    stack.emu.clock.advance(timedelta(hours=2))
+    stack.runtime.sweeper.sweep()
+    reminder = stack.dms(ADA)[-1]
+    assert "ends at" in reminder.text and f"{new_end:%H:%M} UTC" in reminder.text

@@ -1,7 +1,8 @@
 """The elevation request and the one transition table that owns its lifecycle.
 
 Nothing outside this module assigns ``status``: every change goes through an
-intention-named method that checks ``TRANSITIONS`` and records an ``AuditEntry``.
+intention-named method that checks ``TRANSITIONS`` and records an ``AuditEntry`` and the
+``Event`` people must hear about (the repository writes both in the change's transaction).
 Time is always a parameter (``at``); this module never reads the clock.
 """
 
@@ -40,6 +41,37 @@ class Action(StrEnum):
     EXTEND = "extend"
     DEACTIVATE = "deactivate"
     EXPIRE = "expire"
+
+
+class Event(StrEnum):
+    """What just happened to a request; the notifier decides who hears about it and how.
+
+    Recorded by the request's own methods (``ElevationRequest.new_events``), so a change that
+    alters what a person sees cannot forget to say so.
+    """
+
+    SUBMITTED = "submitted"
+    APPROVAL_RECORDED = "approval_recorded"
+    APPROVED = "approved"
+    DENIED = "denied"
+    CANCELLED = "cancelled"
+    SCHEDULED = "scheduled"
+    ACTIVE = "active"
+    FAILED = "failed"
+    EXTENDED = "extended"
+    # PIM's end moved outside pimbot (an admin in the portal) and pimbot adopted it.
+    END_MOVED = "end_moved"
+    EXTENSION_REQUESTED = "extension_requested"
+    EXTENSION_DENIED = "extension_denied"
+    DEACTIVATION_SCHEDULED = "deactivation_scheduled"
+    DEACTIVATED = "deactivated"
+    EXPIRED = "expired"
+    TIMED_OUT = "timed_out"
+    REMINDER = "reminder"
+    NUDGE = "nudge"
+    # Break-glass review: approvers reminded to acknowledge, and an approver acknowledged.
+    REVIEW_NUDGE = "review_nudge"
+    REVIEWED = "reviewed"
 
 
 S = RequestStatus
@@ -207,6 +239,8 @@ class ElevationRequest:
     # Filled by the methods below, drained by the repository in the same transaction.
     new_audit_entries: list[AuditEntry] = field(default_factory=list)
     new_decisions: list[ApprovalDecision] = field(default_factory=list)
+    # What Slack must hear about, in order: the repository writes it to the outbox.
+    new_events: list[Event] = field(default_factory=list)
 
     # --- construction -------------------------------------------------------------------------
 
@@ -240,6 +274,7 @@ class ElevationRequest:
             break_glass=break_glass,
         )
         request._audit(requester.key, "submit", None, request.status, at, _submit_detail(request))
+        request._tell(Event.SUBMITTED, at)
         return request
 
     # --- queries ------------------------------------------------------------------------------
@@ -303,13 +338,17 @@ class ElevationRequest:
                 f"{counted} of {self.quorum} approvals",
             )
             self.updated_at = at
+            self._tell(Event.APPROVAL_RECORDED, at)
             return False
         self._move(Action.APPROVE, approver.key, at, note)
         self.decided_at = at
+        self._tell(Event.APPROVED, at)
         return True
 
     def auto_approve(self, *, actor: str, at: datetime, why: str) -> None:
-        """Approval without a person: the role needs none, or break-glass was invoked."""
+        """Approval without a person: the role needs none, or break-glass was invoked.
+
+        Part of the submission (its SUBMITTED event shows the request approved): no event."""
         self._move(Action.APPROVE, actor, at, why)
         self.decided_at = at
 
@@ -321,14 +360,17 @@ class ElevationRequest:
         self.deny_reason = reason
         self._move(Action.DENY, approver.key, at, reason)
         self.decided_at = at
+        self._tell(Event.DENIED, at)
 
     def cancel(self, actor: Person, *, at: datetime, reason: str | None = None) -> None:
         if actor.key != self.requester.key:
             raise NotAuthorized("Only the person who asked can cancel this request.")
         self._move(Action.CANCEL, actor.key, at, reason)
+        self._tell(Event.CANCELLED, at)
 
     def time_out(self, *, at: datetime) -> None:
         self._move(Action.TIME_OUT, SYSTEM.key, at, "no decision before the approval deadline")
+        self._tell(Event.TIMED_OUT, at)
 
     def schedule(
         self, *, starts_at: datetime, ends_at: datetime, graph_request_id: str | None, at: datetime
@@ -336,8 +378,10 @@ class ElevationRequest:
         self._move(Action.SCHEDULE, SYSTEM.key, at, f"starts {starts_at.isoformat()}")
         self.starts_at, self.ends_at = starts_at, ends_at
         self.graph_request_id = graph_request_id
+        self._tell(Event.SCHEDULED, at)
 
     def await_pim(self, *, graph_request_id: str, at: datetime) -> None:
+        """Delegated mode (not wired yet): no event, as no use case announces it today."""
         self._move(Action.AWAIT_PIM, SYSTEM.key, at, "waiting for PIM's own approval")
         self.graph_request_id = graph_request_id
 
@@ -354,13 +398,29 @@ class ElevationRequest:
         self.starts_at, self.ends_at = starts_at, ends_at
         self.graph_request_id = graph_request_id or self.graph_request_id
         self.remind_at, self.reminded_at = remind_at, None
+        self._tell(Event.ACTIVE, at)
 
     def mark_failed(self, *, reason: str, at: datetime) -> None:
         self._move(Action.FAIL, SYSTEM.key, at, reason)
         self.failure_reason = reason
+        self._tell(Event.FAILED, at)
 
     def extend(
         self, actor: Person, *, new_end: datetime, at: datetime, remind_at: datetime | None = None
+    ) -> None:
+        """pimbot extended the role in PIM (asked by the requester, or approved)."""
+        self._move_end(actor, new_end=new_end, at=at, remind_at=remind_at)
+        self._tell(Event.EXTENDED, at)
+
+    def adopt_end(
+        self, *, new_end: datetime, at: datetime, remind_at: datetime | None = None
+    ) -> None:
+        """PIM shows a later end than ours, moved outside pimbot: follow it, and say so."""
+        self._move_end(SYSTEM, new_end=new_end, at=at, remind_at=remind_at)
+        self._tell(Event.END_MOVED, at)
+
+    def _move_end(
+        self, actor: Person, *, new_end: datetime, at: datetime, remind_at: datetime | None
     ) -> None:
         if self.ends_at is not None and new_end <= self.ends_at:
             raise InvalidTransition("An extension must move the end time later.")
@@ -381,11 +441,13 @@ class ElevationRequest:
         self.ends_at = at
         self.remind_at = None
         self.pending_extension = None
+        self._tell(Event.DEACTIVATED, at)
 
     def expire(self, *, at: datetime, reason: str = "PIM ended the assignment") -> None:
         self._move(Action.EXPIRE, SYSTEM.key, at, reason)
         self.remind_at = None
         self.pending_extension = None
+        self._tell(Event.EXPIRED, at)
 
     def ask_extension(self, actor: Person, *, extra: timedelta, reason: str, at: datetime) -> None:
         """The role needs approval again to run longer: open a new round of decisions."""
@@ -405,9 +467,14 @@ class ElevationRequest:
             at,
             f"+{int(extra.total_seconds() // 60)}m: {reason}",
         )
+        self._tell(Event.EXTENSION_REQUESTED, at)
 
     def approve_extension(self, approver: Person, *, at: datetime) -> bool:
-        """Count one approval of the pending extension; True once it reaches quorum."""
+        """Count one approval of the pending extension; True once it reaches quorum.
+
+        At quorum no event: the role is not longer yet. ``extend`` says EXTENDED once PIM
+        has moved the end (until then the extension stays pending, see ``extension_ready``).
+        """
         self._check_extension_decidable(approver)
         decision = ApprovalDecision(approver, Decision.APPROVE, at, None, self.extension_round)
         self.decisions.append(decision)
@@ -423,7 +490,17 @@ class ElevationRequest:
             f"extension: {count} of {self.quorum}",
         )
         self.updated_at = at
+        if not reached:
+            self._tell(Event.APPROVAL_RECORDED, at)
         return reached
+
+    @property
+    def extension_ready(self) -> bool:
+        """The pending extension has its quorum and waits only for PIM to apply it."""
+        return (
+            self.awaits_extension_approval
+            and _people(self.approvals(self.extension_round)) >= self.quorum
+        )
 
     def deny_extension(self, approver: Person, *, reason: str, at: datetime) -> None:
         self._check_extension_decidable(approver)
@@ -433,6 +510,7 @@ class ElevationRequest:
         self.pending_extension = None
         self.updated_at = at
         self._audit(approver.key, "extension_denied", self.status, self.status, at, reason)
+        self._tell(Event.EXTENSION_DENIED, at)
 
     def _check_extension_decidable(self, approver: Person) -> None:
         if not self.awaits_extension_approval:
@@ -452,7 +530,9 @@ class ElevationRequest:
         return self.break_glass and self.reviewed_at is None
 
     def open_review(self, *, due: datetime, at: datetime) -> None:
-        """Break glass was invoked: approvers must acknowledge it; the first nudge is ``due``."""
+        """Break glass was invoked: approvers must acknowledge it; the first nudge is ``due``.
+
+        Part of the submission, whose SUBMITTED event raises the alarm: no event of its own."""
         if not self.break_glass:
             raise InvalidTransition("Only a break-glass request is reviewed after the fact.")
         self.review_due_at = due
@@ -471,6 +551,7 @@ class ElevationRequest:
         self.review_due_at = next_due
         self.updated_at = at
         self._audit(SYSTEM.key, "break_glass_review_nudged", self.status, self.status, at, None)
+        self._tell(Event.REVIEW_NUDGE, at)
 
     def acknowledge_review(self, reviewer: Person, *, at: datetime) -> None:
         """An approver has looked at the break-glass activation (authority checked by caller)."""
@@ -491,9 +572,12 @@ class ElevationRequest:
             at,
             reviewer.entra_id,
         )
+        self._tell(Event.REVIEWED, at)
 
     def claim_extension_key(self, key: str, *, at: datetime) -> None:
-        """Record that the extension form ``key`` is being applied; a second one is refused."""
+        """Record that the extension form ``key`` is being applied; a second one is refused.
+
+        Nobody sees a claim: no event (the extension that follows has its own)."""
         if self.extension_key == key:
             raise AlreadyDecided(
                 "That extension form was already sent and handled; "
@@ -525,6 +609,7 @@ class ElevationRequest:
             raise InvalidTransition("Only a pending request can nudge its approvers.")
         self.nudged_at = at
         self._audit(SYSTEM.key, "nudged", self.status, self.status, at, None)
+        self._tell(Event.NUDGE, at)
 
     def schedule_deactivation(self, actor: Person, *, when: datetime, at: datetime) -> None:
         """Deactivation asked for before PIM allows it: remember when to do it."""
@@ -539,12 +624,14 @@ class ElevationRequest:
             at,
             f"at {when.isoformat()}",
         )
+        self._tell(Event.DEACTIVATION_SCHEDULED, at)
 
     def mark_reminded(self, *, at: datetime) -> None:
         """The pre-expiry reminder went out; not a status change, but audited."""
         self.reminded_at = at
         self.remind_at = None  # keeps the sweep's reminder range to rows still due
         self._audit(SYSTEM.key, "reminded", self.status, self.status, at, None)
+        self._tell(Event.REMINDER, at)
 
     # --- internals ----------------------------------------------------------------------------
 
@@ -569,6 +656,11 @@ class ElevationRequest:
         self.status = target
         self.updated_at = at
 
+    def _tell(self, event: Event, at: datetime) -> None:
+        """Record what people must hear about; ``updated_at`` stamps its outbox row."""
+        self.new_events.append(event)
+        self.updated_at = at
+
     def _audit(
         self,
         actor: str,
@@ -591,8 +683,14 @@ class ElevationRequest:
         )
 
     def snapshot(self) -> ElevationRequest:
-        """A copy safe to hand to presentation code (no pending audit state)."""
-        return replace(self, decisions=list(self.decisions), new_audit_entries=[], new_decisions=[])
+        """A copy safe to hand to presentation code (no pending audit state or events)."""
+        return replace(
+            self,
+            decisions=list(self.decisions),
+            new_audit_entries=[],
+            new_decisions=[],
+            new_events=[],
+        )
 
 
 def _people(approvals: list[ApprovalDecision]) -> int:

@@ -16,6 +16,7 @@ from typing import Protocol, Self
 
 from bot.authority import ApproverSet
 from bot.elevation import AuditEntry, ElevationRequest, Person, RoleRef, Ticket
+from bot.elevation import Event as Event  # re-exported: the domain records events, ports carry them
 from bot.rules import ApproverSpec, EffectiveRules, RoleSettings
 
 
@@ -132,31 +133,6 @@ class PimClient(Protocol):
 # --- Slack-facing side -----------------------------------------------------------------------
 
 
-class Event(StrEnum):
-    """What just happened to a request; the notifier decides who hears about it and how."""
-
-    SUBMITTED = "submitted"
-    APPROVAL_RECORDED = "approval_recorded"
-    APPROVED = "approved"
-    DENIED = "denied"
-    CANCELLED = "cancelled"
-    SCHEDULED = "scheduled"
-    ACTIVE = "active"
-    FAILED = "failed"
-    EXTENDED = "extended"
-    EXTENSION_REQUESTED = "extension_requested"
-    EXTENSION_DENIED = "extension_denied"
-    DEACTIVATION_SCHEDULED = "deactivation_scheduled"
-    DEACTIVATED = "deactivated"
-    EXPIRED = "expired"
-    TIMED_OUT = "timed_out"
-    REMINDER = "reminder"
-    NUDGE = "nudge"
-    # Break-glass review: approvers reminded to acknowledge, and an approver acknowledged.
-    REVIEW_NUDGE = "review_nudge"
-    REVIEWED = "reviewed"
-
-
 @dataclass(frozen=True)
 class SlackProfile:
     """What Slack's users.info says about a person, reduced to what authority needs."""
@@ -204,11 +180,14 @@ class RulesSource(Protocol):
 
 
 class RequestRepository(Protocol):
-    def add(self, request: ElevationRequest) -> None: ...
+    """``add`` and ``save`` write the request's audit entries and its new events (to the
+    outbox) in the same transaction, and return the notifications they queued, in order."""
+
+    def add(self, request: ElevationRequest) -> list[PendingNotification]: ...
 
     def get(self, request_id: str) -> ElevationRequest | None: ...
 
-    def save(self, request: ElevationRequest) -> None:
+    def save(self, request: ElevationRequest) -> list[PendingNotification]:
         """Persist changes if nobody else saved first; ConcurrentUpdate otherwise."""
         ...
 

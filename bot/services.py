@@ -165,12 +165,11 @@ def store_request(checked: CheckedRequest, *, ports: Ports) -> ElevationRequest:
         elif not rules.approval_required:
             request.auto_approve(actor="pimbot", at=now, why="no approval required for this role")
         try:
-            uow.requests.add(request)
+            queued = uow.requests.add(request)
         except LiveRequestExists:
             raced = True  # another submission of the same role committed first
         else:
             raced = False
-            notification = uow.outbox.add(request.id, Event.SUBMITTED, now)
             uow.commit()
     if raced:
         with ports.uow() as uow:
@@ -180,7 +179,8 @@ def store_request(checked: CheckedRequest, *, ports: Ports) -> ElevationRequest:
             {ROLE: f"You already have a request for {role.display_name} that is {state}."}
         )
     log.info("request submitted", extra={"request_id": request.id, "status": request.status})
-    deliver(ports, request, Event.SUBMITTED, notification)
+    for notification in queued:
+        deliver(ports, request, notification.event, notification.id)
     if request.status is RequestStatus.APPROVED:
         return activate_request(request.id, ports=ports)
     return request
@@ -218,54 +218,42 @@ def _refuse_if_already_active(role: RoleRef, principal_id: str, ports: Ports) ->
 
 def approve_request(request_id: str, approver: Person, *, ports: Ports) -> ElevationRequest:
     """Count ``approver``'s approval; at quorum, activate the role in PIM."""
-    request, reached = _decide(
-        request_id,
-        approver,
-        ports,
-        lambda req, at: req.approve(approver, at=at),
-        tell=lambda reached: Event.APPROVED if reached else Event.APPROVAL_RECORDED,
-    )
-    return activate_request(request_id, ports=ports) if reached else request
+    request = _decide(request_id, approver, ports, lambda req, at: req.approve(approver, at=at))
+    if request.status is RequestStatus.APPROVED:  # this approval reached quorum
+        return activate_request(request_id, ports=ports)
+    return request
 
 
 def deny_request(
     request_id: str, approver: Person, reason: str, *, ports: Ports
 ) -> ElevationRequest:
     why = _denial_reason(reason, "request")
-    request, _ = _decide(
-        request_id,
-        approver,
-        ports,
-        lambda req, at: req.deny(approver, reason=why, at=at),
-        tell=lambda _: Event.DENIED,
+    return _decide(
+        request_id, approver, ports, lambda req, at: req.deny(approver, reason=why, at=at)
     )
-    return request
 
 
 def _decide(
     request_id: str,
     approver: Person,
     ports: Ports,
-    decision: Callable[[ElevationRequest, datetime], bool | None],
-    *,
-    tell: Callable[[bool], Event | None],
-) -> tuple[ElevationRequest, bool]:
+    decision: Callable[[ElevationRequest, datetime], object],
+) -> ElevationRequest:
     """Apply an approver's decision after re-checking their authority against fresh state.
 
     Approvers are resolved outside the transaction (Slack and Graph lookups); the check and
     the decision run inside it, so a double click or a race becomes "already decided by …".
+    The decision records its own events; what it led to is read from the returned state.
     """
     request = load_request(request_id, ports)
     approvers = ports.approvers.resolve(_specs(request), ports.rules.rules_for(request.role))
     now = ports.clock.now()
-    outcome: list[bool] = []
 
     def decide(req: ElevationRequest) -> None:
         check_may_decide(req, approver, approvers)
-        outcome.append(bool(decision(req, now)))
+        decision(req, now)
 
-    request = change_request(request_id, decide, ports, tell=lambda _: tell(outcome[-1]))
-    return request, outcome[-1]
+    return change_request(request_id, decide, ports)
 
 
 def _denial_reason(reason: str, what: str) -> str:
@@ -297,7 +285,7 @@ def acknowledge_break_glass(request_id: str, reviewer: Person, *, ports: Ports) 
             )
         req.acknowledge_review(reviewer, at=now)
 
-    return change_request(request_id, acknowledge, ports, tell=Event.REVIEWED)
+    return change_request(request_id, acknowledge, ports)
 
 
 def nudge_break_glass_review(request_id: str, *, ports: Ports) -> ElevationRequest:
@@ -310,17 +298,13 @@ def nudge_break_glass_review(request_id: str, *, ports: Ports) -> ElevationReque
         request_id,
         lambda req: req.mark_review_nudged(next_due=now + ports.review_nudge_every, at=now),
         ports,
-        tell=Event.REVIEW_NUDGE,
     )
 
 
 def cancel_request(request_id: str, actor: Person, *, ports: Ports) -> ElevationRequest:
     """The requester withdraws a request that is not active yet."""
     now = ports.clock.now()
-    request = change_request(
-        request_id, lambda req: req.cancel(actor, at=now), ports, tell=Event.CANCELLED
-    )
-    return request
+    return change_request(request_id, lambda req: req.cancel(actor, at=now), ports)
 
 
 # --- activating and ending -----------------------------------------------------------------------
@@ -423,12 +407,7 @@ def record_activation(
                 remind_at=reminder_time(starts_at, ends_at, rules.reminder_lead),
             )
 
-    return change_request(
-        request_id,
-        store,
-        ports,
-        tell=lambda req: Event.SCHEDULED if req.status is RequestStatus.SCHEDULED else Event.ACTIVE,
-    )
+    return change_request(request_id, store, ports)
 
 
 def reminder_time(starts_at: datetime, ends_at: datetime, lead: timedelta) -> datetime:
@@ -465,7 +444,6 @@ def deactivate_request(
         request_id,
         lambda req: req.deactivate(actor, at=now, reason=detail),
         ports,
-        tell=Event.DEACTIVATED,
     )
     return request
 
@@ -478,7 +456,6 @@ def _schedule_deactivation(
         request_id,
         lambda req: req.schedule_deactivation(actor, when=when, at=now),
         ports,
-        tell=Event.DEACTIVATION_SCHEDULED,
     )
     return request
 
@@ -524,7 +501,6 @@ def extend_request(
             request_id,
             lambda req: req.ask_extension(actor, extra=extra, reason=why, at=now),
             ports,
-            tell=Event.EXTENSION_REQUESTED,
         )
         return request
     return _apply_extension(request_id, actor, extra, rules, ports)
@@ -532,14 +508,10 @@ def extend_request(
 
 def approve_extension(request_id: str, approver: Person, *, ports: Ports) -> ElevationRequest:
     """Count an approval of a pending extension; at quorum, extend the role in PIM."""
-    request, reached = _decide(
-        request_id,
-        approver,
-        ports,
-        lambda req, at: req.approve_extension(approver, at=at),
-        tell=lambda reached: None if reached else Event.APPROVAL_RECORDED,
+    request = _decide(
+        request_id, approver, ports, lambda req, at: req.approve_extension(approver, at=at)
     )
-    if not reached:
+    if not request.extension_ready:  # not this approval's quorum (EXTENDED comes from PIM)
         return request
     assert request.pending_extension is not None
     rules = ports.rules.rules_for(request.role)
@@ -550,14 +522,9 @@ def deny_extension(
     request_id: str, approver: Person, reason: str, *, ports: Ports
 ) -> ElevationRequest:
     why = _denial_reason(reason, "extension")
-    request, _ = _decide(
-        request_id,
-        approver,
-        ports,
-        lambda req, at: req.deny_extension(approver, reason=why, at=at),
-        tell=lambda _: Event.EXTENSION_DENIED,
+    return _decide(
+        request_id, approver, ports, lambda req, at: req.deny_extension(approver, reason=why, at=at)
     )
-    return request
 
 
 def _require_approvers(rules: EffectiveRules, ports: Ports) -> None:
@@ -612,7 +579,6 @@ def _apply_extension(
             remind_at=reminder_time(start, final_end, rules.reminder_lead),
         ),
         ports,
-        tell=Event.EXTENDED,
     )
     return request
 
@@ -621,10 +587,7 @@ def expire_request(
     request_id: str, *, ports: Ports, reason: str = "PIM ended the assignment"
 ) -> ElevationRequest:
     now = ports.clock.now()
-    request = change_request(
-        request_id, lambda req: req.expire(at=now, reason=reason), ports, tell=Event.EXPIRED
-    )
-    return request
+    return change_request(request_id, lambda req: req.expire(at=now, reason=reason), ports)
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -697,18 +660,15 @@ def load_request(request_id: str, ports: Ports) -> ElevationRequest:
     return request
 
 
-Tell = Event | Callable[[ElevationRequest], Event | None] | None
-
-
 def change_request(
-    request_id: str, mutate: Callable[[ElevationRequest], None], ports: Ports, tell: Tell = None
+    request_id: str, mutate: Callable[[ElevationRequest], None], ports: Ports
 ) -> ElevationRequest:
     """Load, apply ``mutate``, save conditionally, commit; reload and retry if someone raced us.
 
     The retry re-runs ``mutate`` against the fresh state, so a lost race turns into the
-    domain's own answer ("already approved by …") rather than a storage error. ``tell``
-    names what Slack must hear about the change: it is written to the outbox in the same
-    transaction and delivered after the commit, so a crash in between loses nothing.
+    domain's own answer ("already approved by …") rather than a storage error. The events the
+    domain methods recorded (what Slack must hear) are written to the outbox by the same save
+    and delivered after the commit, in order, so a crash in between loses nothing.
     """
     for _attempt in range(_SAVE_ATTEMPTS):
         with ports.uow() as uow:
@@ -717,25 +677,20 @@ def change_request(
                 raise RequestNotFound("That request does not exist (any more).")
             mutate(request)
             try:
-                uow.requests.save(request)
+                queued = uow.requests.save(request)
             except ConcurrentUpdate:
                 continue
-            event = tell(request) if callable(tell) else tell
-            notification = uow.outbox.add(request_id, event, ports.clock.now()) if event else None
             uow.commit()
         changed = request.snapshot()
-        if event is not None and notification is not None:
-            deliver(ports, changed, event, notification)
+        for notification in queued:
+            deliver(ports, changed, notification.event, notification.id)
         return changed
     raise ConcurrentUpdate(request_id)
 
 
 def _fail(request_id: str, reason: str, ports: Ports) -> ElevationRequest:
     now = ports.clock.now()
-    request = change_request(
-        request_id, lambda req: req.mark_failed(reason=reason, at=now), ports, tell=Event.FAILED
-    )
-    return request
+    return change_request(request_id, lambda req: req.mark_failed(reason=reason, at=now), ports)
 
 
 def _specs(request: ElevationRequest) -> list[ApproverSpec]:

@@ -4,11 +4,11 @@ state follows what PIM really did (removed elsewhere, extended elsewhere, starte
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from bot.elevation import SYSTEM, ElevationRequest, RequestStatus
+from bot.elevation import ElevationRequest, RequestStatus
 from bot.errors import PimUnavailable
-from bot.ports import ActivationResult, ActiveAssignment, Event
+from bot.ports import ActivationResult, ActiveAssignment
 from bot.services import (
     Ports,
     activate_request,
@@ -33,17 +33,23 @@ def remind_before_expiry(request_id: str, *, ports: Ports) -> ElevationRequest:
         return request
     if request.ends_at is not None and request.ends_at <= ports.clock.now() + END_SLACK:
         return sync_expiry(request_id, ports=ports)  # too late to remind: it has ended
-    if _assignment(request, ports) is None:
+    assignment = _assignment(request, ports)
+    if assignment is None:
         return expire_request(
             request_id, ports=ports, reason="the assignment was removed outside pimbot"
         )
+    if (
+        assignment.ends_at is not None
+        and request.ends_at is not None
+        and assignment.ends_at > request.ends_at + END_SLACK
+    ):
+        # Moved later in PIM: say so now, and remind before the real end instead.
+        return _adopt_end(request, assignment.ends_at, ports)
     # Recorded and queued in one transaction, then delivered: a crash before delivery leaves it
     # in the outbox for the sweep, so it is never lost (and repeated only if pimbot dies in
     # the instant between Slack's answer and marking it delivered).
     now = ports.clock.now()
-    return change_request(
-        request_id, lambda req: req.mark_reminded(at=now), ports, tell=Event.REMINDER
-    )
+    return change_request(request_id, lambda req: req.mark_reminded(at=now), ports)
 
 
 def sync_expiry(request_id: str, *, ports: Ports) -> ElevationRequest:
@@ -58,20 +64,25 @@ def sync_expiry(request_id: str, *, ports: Ports) -> ElevationRequest:
     ):
         if assignment.ends_at is None:
             return request  # made permanent outside pimbot: nothing of ours expires
-        rules = ports.rules.rules_for(request.role)
-        new_end = assignment.ends_at
-        start = request.starts_at or now
-        return change_request(
-            request_id,
-            lambda req: req.extend(
-                SYSTEM,
-                new_end=new_end,
-                at=now,
-                remind_at=reminder_time(start, new_end, rules.reminder_lead),
-            ),
-            ports,
-        )
+        return _adopt_end(request, assignment.ends_at, ports)
     return expire_request(request_id, ports=ports)
+
+
+def _adopt_end(request: ElevationRequest, new_end: datetime, ports: Ports) -> ElevationRequest:
+    """Moved outside pimbot (an admin in the portal): follow PIM; the domain's END_MOVED
+    event updates the cards and tells the requester the new end."""
+    now = ports.clock.now()
+    rules = ports.rules.rules_for(request.role)
+    start = request.starts_at or now
+    return change_request(
+        request.id,
+        lambda req: req.adopt_end(
+            new_end=new_end,
+            at=now,
+            remind_at=reminder_time(start, new_end, rules.reminder_lead),
+        ),
+        ports,
+    )
 
 
 def start_scheduled(request_id: str, *, ports: Ports) -> ElevationRequest:
@@ -110,12 +121,12 @@ def reconcile_approved(request_id: str, *, ports: Ports) -> ElevationRequest:
 
 def nudge_approvers(request_id: str, *, ports: Ports) -> ElevationRequest:
     now = ports.clock.now()
-    return change_request(request_id, lambda req: req.mark_nudged(at=now), ports, tell=Event.NUDGE)
+    return change_request(request_id, lambda req: req.mark_nudged(at=now), ports)
 
 
 def time_out_pending(request_id: str, *, ports: Ports) -> ElevationRequest:
     now = ports.clock.now()
-    return change_request(request_id, lambda req: req.time_out(at=now), ports, tell=Event.TIMED_OUT)
+    return change_request(request_id, lambda req: req.time_out(at=now), ports)
 
 
 def run_scheduled_deactivation(request_id: str, *, ports: Ports) -> ElevationRequest:

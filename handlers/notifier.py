@@ -39,7 +39,7 @@ DM_PREFIX = "dm:"
 APPROVER_NUDGE = "approver_nudge"
 REPLY_PREFIX = "reply:"  # + event + extension count: a thread reply under an approver card
 # What approvers hear about, in a thread under the card they saw, once they approved.
-_FOLLOWUP_EVENTS = frozenset({Event.EXTENDED, Event.DEACTIVATED, Event.FAILED})
+_FOLLOWUP_EVENTS = frozenset({Event.EXTENDED, Event.END_MOVED, Event.DEACTIVATED, Event.FAILED})
 RECENT_WINDOW = timedelta(days=30)
 # DMs the requester gets; the rest (e.g. a partial approval) only update the cards.
 _REQUESTER_EVENTS = frozenset(Event) - {

@@ -75,13 +75,17 @@ log = logging.getLogger(__name__)
 
 
 class SqlRequestRepository:
-    def __init__(self, session: Session, audit: SqlAuditLog) -> None:
+    def __init__(self, session: Session, audit: SqlAuditLog, outbox: SqlOutbox) -> None:
         self._session = session
         # Audit entries a save records join the unit of work's chain, written at its commit.
         self._audit = audit
+        # The events it records go to the outbox in the same transaction.
+        self._outbox = outbox
 
-    def add(self, request: ElevationRequest) -> None:
-        """Insert a new request; LiveRequestExists if one for the same role raced in first."""
+    def add(self, request: ElevationRequest) -> list[PendingNotification]:
+        """Insert a new request; LiveRequestExists if one for the same role raced in first.
+
+        Returns the notifications its events queued, for delivery after the commit."""
         request.version = 1
         self._session.add(_to_row(request))
         try:
@@ -89,14 +93,16 @@ class SqlRequestRepository:
         except IntegrityError:
             # The partial unique index: one live request per person and role.
             raise LiveRequestExists(request.role.display_name) from None
-        self._flush_pending(request)
+        return self._flush_pending(request)
 
     def get(self, request_id: str) -> ElevationRequest | None:
         row = self._session.get(RequestRow, request_id, populate_existing=True)
         return None if row is None else self._load(row)
 
-    def save(self, request: ElevationRequest) -> None:
-        """Conditional update on ``version``: of two racing saves, exactly one wins."""
+    def save(self, request: ElevationRequest) -> list[PendingNotification]:
+        """Conditional update on ``version``: of two racing saves, exactly one wins.
+
+        Returns the notifications its events queued, for delivery after the commit."""
         values = {name: getattr(_to_row(request), name) for name in _MUTABLE}
         result = self._session.execute(
             update(RequestRow)
@@ -107,7 +113,7 @@ class SqlRequestRepository:
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise ConcurrentUpdate(request.id)
         request.version += 1
-        self._flush_pending(request)
+        return self._flush_pending(request)
 
     def list_for_requester(self, person: Person, *, limit: int = 20) -> list[ElevationRequest]:
         return self._select(
@@ -232,7 +238,7 @@ class SqlRequestRepository:
         ).all()
         return _from_row(row, [_decision_from_row(d) for d in decisions])
 
-    def _flush_pending(self, request: ElevationRequest) -> None:
+    def _flush_pending(self, request: ElevationRequest) -> list[PendingNotification]:
         for decision in request.new_decisions:
             self._session.add(_decision_to_row(request.id, decision))
         try:
@@ -242,8 +248,15 @@ class SqlRequestRepository:
             raise ConcurrentUpdate(request.id) from None
         for entry in request.new_audit_entries:
             self._audit.add(entry)
+        at = request.updated_at or request.created_at
+        queued = [
+            PendingNotification(self._outbox.add(request.id, event, at), request.id, event)
+            for event in request.new_events
+        ]
         request.new_decisions.clear()
         request.new_audit_entries.clear()
+        request.new_events.clear()
+        return queued
 
 
 @dataclass(frozen=True)

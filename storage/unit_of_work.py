@@ -38,10 +38,10 @@ class SqlUnitOfWork:
             raise RuntimeError("unit of work is not re-entrant")
         self._session = self._session_factory()
         self.audit = SqlAuditLog(self._session)
-        self.requests = SqlRequestRepository(self._session, self.audit)
+        self.outbox = SqlOutbox(self._session)
+        self.requests = SqlRequestRepository(self._session, self.audit, self.outbox)
         self.identities = SqlIdentityLinks(self._session)
         self.messages = SqlMessageLog(self._session)
-        self.outbox = SqlOutbox(self._session)
         self.replays = SqlReplayCache(self._session)
         return self
 

@@ -202,6 +202,12 @@ def approver_followup(request: ElevationRequest, event: str) -> MessageContent:
     if event == "extended":
         until = slack_date(request.ends_at) if request.ends_at else "?"
         line = f":arrows_clockwise: {who}'s *{role}* was extended; it now lasts until {until}."
+    elif event == "end_moved":
+        until = slack_date(request.ends_at) if request.ends_at else "?"
+        line = (
+            f":arrows_clockwise: The end of {who}'s *{role}* was changed in PIM, outside "
+            f"pimbot; it now lasts until {until}."
+        )
     elif event == "deactivated":
         line = f":white_circle: {who} ended *{role}* early."
     else:

@@ -109,6 +109,13 @@ def _extended(r: ElevationRequest, role: str, tz: str | None) -> str:
     return f":large_green_circle: {role} now lasts until *{_until(r, tz)}*."
 
 
+def _end_moved(r: ElevationRequest, role: str, tz: str | None) -> str:
+    return (
+        f":arrows_clockwise: The end of {role} was changed in PIM, outside pimbot: it now "
+        f"lasts until *{_until(r, tz)}*."
+    )
+
+
 def _reminder(r: ElevationRequest, role: str, tz: str | None) -> str:
     return (
         f":alarm_clock: {role} ends at *{_until(r, tz)}*. Extend it if you still need it, "
@@ -207,6 +214,7 @@ _HEADLINES: dict[Event, Callable[[ElevationRequest, str, str | None], str]] = {
     Event.ACTIVE: _active,
     Event.FAILED: _failed,
     Event.EXTENDED: _extended,
+    Event.END_MOVED: _end_moved,
     Event.EXTENSION_REQUESTED: _extension_requested,
     Event.EXTENSION_DENIED: _extension_denied,
     Event.DEACTIVATION_SCHEDULED: _deactivating,

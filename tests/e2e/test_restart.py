@@ -304,6 +304,7 @@ class Db:
                     at=started,
                     remind_at=now - timedelta(seconds=30) if p.kind == "reminder" else None,
                 )
+                request.new_events.clear()  # seeded as if told long ago: nothing owed to Slack
                 uow.requests.add(request)
                 seeded.append(Seeded(p.slack_user, p.entra_id, p.kind, request.id))
             uow.commit()

@@ -87,6 +87,25 @@ def test_an_end_moved_in_pim_is_adopted(world, uow_factory) -> None:  # type: ig
     stored = _get(uow_factory, request.id)
     assert stored.status is RequestStatus.ACTIVE
     assert stored.ends_at == T0 + timedelta(hours=3)
+    # Moved outside pimbot: the card and the requester hear it (issue 10).
+    assert world.notifier.events_for(request.id)[-1] == "end_moved"
+
+
+def test_an_end_moved_later_in_pim_is_told_instead_of_a_stale_reminder(world, uow_factory) -> None:  # type: ignore[no-untyped-def]
+    request = submit_request(_form(), ADA, ports=world.ports)
+    key = (ADA.entra_id, SECURITY_READER.role_definition_id)
+    world.pim.active[key] = (T0, T0 + timedelta(hours=3))
+    sweeper = _sweeper(world)
+    world.clock.advance(timedelta(minutes=50))  # our reminder is due; PIM's end is hours away
+    sweeper.sweep()
+    stored = _get(uow_factory, request.id)
+    assert stored.ends_at == T0 + timedelta(hours=3)
+    assert stored.remind_at == T0 + timedelta(hours=2, minutes=50)
+    assert world.notifier.events_for(request.id)[-1] == "end_moved"
+    assert "reminder" not in world.notifier.events_for(request.id)
+    world.clock.advance(timedelta(hours=2))
+    sweeper.sweep()
+    assert world.notifier.events_for(request.id)[-1] == "reminder"
 
 
 def test_scheduled_start_is_announced_when_pim_shows_it(world, uow_factory) -> None:  # type: ignore[no-untyped-def]
@@ -239,6 +258,7 @@ def _seed_active(uow_factory, count: int) -> list[str]:  # type: ignore[no-untyp
                 at=T0,
                 remind_at=T0 + timedelta(minutes=50),
             )
+            request.new_events.clear()  # seeded as if told long ago: nothing owed to Slack
             uow.requests.add(request)
             ids.append(request.id)
         uow.commit()

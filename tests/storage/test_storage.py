@@ -9,7 +9,7 @@ from sqlalchemy import Engine, inspect, text
 
 from bot.elevation import ElevationRequest, RequestStatus, Ticket
 from bot.errors import ConcurrentUpdate
-from bot.ports import DueWork, IdentityLink, PostedMessage
+from bot.ports import DueWork, Event, IdentityLink, PostedMessage
 from storage.database import current_revision, head_revision, is_up_to_date
 from tests.fakes import ADA, ALAN, GLOBAL_ADMIN, GRACE, T0
 
@@ -170,3 +170,32 @@ def test_audit_rows_are_never_updated_by_the_code(engine: Engine) -> None:
     }
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM audit_events")).scalar() == 0
+
+
+def test_recorded_events_reach_the_outbox_in_the_same_transaction(uow_factory) -> None:  # type: ignore[no-untyped-def]
+    def owed(uow) -> list[tuple[str, Event]]:  # type: ignore[no-untyped-def]
+        pending = uow.outbox.claim_undelivered(
+            T0 + timedelta(hours=1), older_than=timedelta(0), owner="test", lease=timedelta(0)
+        )
+        return [(n.request_id, n.event) for n in pending]
+
+    request = _request(quorum=1)
+    with uow_factory() as uow:
+        queued = uow.requests.add(request)
+        assert [(n.request_id, n.event) for n in queued] == [(request.id, Event.SUBMITTED)]
+        assert request.new_events == []  # drained, like the audit entries
+        uow.commit()
+    with uow_factory() as uow:
+        loaded = uow.requests.get(request.id)
+        assert loaded is not None
+        loaded.approve(GRACE, at=T0 + timedelta(minutes=1))
+        uow.requests.save(loaded)  # never committed: neither the change nor its event stays
+    with uow_factory() as uow:
+        loaded = uow.requests.get(request.id)
+        assert loaded is not None and loaded.status is RequestStatus.PENDING_APPROVAL
+        loaded.approve(GRACE, at=T0 + timedelta(minutes=2))
+        queued = uow.requests.save(loaded)
+        uow.commit()
+    assert [n.event for n in queued] == [Event.APPROVED]
+    with uow_factory() as uow:
+        assert owed(uow) == [(request.id, Event.SUBMITTED), (request.id, Event.APPROVED)]

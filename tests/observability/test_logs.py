@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -92,6 +93,20 @@ def _settled(stack: Stack) -> None:
     barrier = threading.Barrier(workers)
     for future in [stack.runtime.listeners.submit(barrier.wait, 10) for _ in range(workers)]:
         future.result(timeout=15)
+    # The work after each ack runs on pimbot's own pool (``deps.later``): settle that one too,
+    # or a busy machine lets one interaction's last lines land in the next one's capture.
+    work_workers = 32  # bot/runtime.py: the pimbot-work pool
+    work_barrier = threading.Barrier(work_workers)
+    done = [threading.Event() for _ in range(work_workers)]
+
+    def wait_then(flag: threading.Event) -> None:
+        work_barrier.wait(10)
+        flag.set()
+
+    for flag in done:
+        stack.runtime.deps.later(partial(wait_then, flag))
+    for flag in done:
+        assert flag.wait(15), "the work pool did not settle"
 
 
 def test_every_line_of_a_click_carries_one_correlation_id_and_the_request_id(
@@ -130,7 +145,7 @@ def test_each_interaction_gets_its_own_correlation_id(stack: Stack) -> None:
             stack.open_form(ADA)
             _settled(stack)
         ids.append({e.get("correlation_id") for e in lines.all()})
-    assert all(len(found) == 1 and None not in found for found in ids)
+    assert all(len(found) == 1 and None not in found for found in ids), ids
     assert ids[0] != ids[1]
 
 

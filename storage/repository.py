@@ -53,31 +53,33 @@ from storage.tables import (
     SlackMessageRow,
 )
 
-# Columns a save may change; everything else is fixed at submission.
-_MUTABLE = (
-    "status",
-    "updated_at",
-    "decided_at",
-    "starts_at",
-    "ends_at",
-    "graph_request_id",
-    "deny_reason",
-    "failure_reason",
-    "extension_count",
-    "remind_at",
-    "reminded_at",
-    "nudged_at",
-    "deactivate_at",
-    "pending_extension_seconds",
-    "extension_reason",
-    "extension_requested_at",
-    "extension_round",
-    "review_due_at",
-    "reviewed_at",
-    "reviewed_by_team",
-    "reviewed_by_user",
-    "reviewed_by_entra_id",
-    "extension_key",
+# Columns fixed at submission, and those a save must not touch: ``version`` (the save bumps it
+# itself) and the sweep's lease (claim_due and release own it).
+_FIXED = frozenset(
+    {
+        "id",
+        "requester_team",
+        "requester_user",
+        "requester_entra_id",
+        "requester_name",
+        "role_definition_id",
+        "role_name",
+        "directory_scope_id",
+        "duration_seconds",
+        "reason",
+        "ticket_number",
+        "ticket_system",
+        "requested_start",
+        "quorum",
+        "approver_specs",
+        "break_glass",
+        "created_at",
+    }
+)
+_NOT_SAVED = frozenset({"version", "lease_owner", "lease_until"})
+# Columns a save may change: every other column of the table, so a new one is saved by default.
+_MUTABLE = tuple(
+    column.key for column in RequestRow.__table__.columns if column.key not in _FIXED | _NOT_SAVED
 )
 
 
@@ -165,6 +167,8 @@ class SqlRequestRepository:
                 RequestRow.requester_user == person.slack_user,
                 RequestRow.created_at >= since,
                 RequestRow.status.in_([s.value for s in granted]),
+                # Granted means decided: a request that timed out (expired undecided) never was.
+                RequestRow.decided_at.is_not(None),
             )
             .order_by(RequestRow.created_at.desc())
             .limit(limit)

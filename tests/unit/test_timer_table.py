@@ -110,3 +110,12 @@ def test_due_at_reads_the_spec_column_plus_its_wait() -> None:
     )
     assert timer_spec(DueWork.NUDGE).due_at(request, timedelta(hours=1)) == T0 + timedelta(hours=1)
     assert timer_spec(DueWork.REMINDER).due_at(request, timedelta(0)) is None
+
+
+def test_the_saved_columns_are_the_table_minus_the_fixed_ones() -> None:
+    columns = set(RequestRow.__table__.columns.keys())
+    # A misspelt name would silently make its column saved: every name must be a column.
+    assert repository._FIXED.issubset(columns) and repository._NOT_SAVED.issubset(columns)
+    assert set(repository._MUTABLE) == columns - repository._FIXED - repository._NOT_SAVED
+    assert {"status", "remind_at", "extension_key", "review_due_at"} <= set(repository._MUTABLE)
+    assert not {"lease_owner", "lease_until", "version", "created_at"} & set(repository._MUTABLE)

@@ -316,6 +316,11 @@ class ElevationRequest:
         return at > valid_from + ttl
 
     @property
+    def timed_out(self) -> bool:
+        """Closed by ``time_out``: it expired while nobody had decided (one place says so)."""
+        return self.status is S.EXPIRED and self.decided_at is None
+
+    @property
     def awaits_extension_approval(self) -> bool:
         return self.status is S.ACTIVE and self.pending_extension is not None
 
@@ -644,7 +649,7 @@ class ElevationRequest:
     def _why_not_pending(self) -> str:
         if self.status is S.CANCELLED:
             return "The requester cancelled this request."
-        if self.status is S.EXPIRED and self.decided_at is None:
+        if self.timed_out:
             return "This request timed out before anyone decided."
         names = ", ".join(p.mention for p in self.decided_by())
         verb = "denied" if self.status is S.DENIED else "approved"

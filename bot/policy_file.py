@@ -16,10 +16,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from bot.durations import parse_duration
+from bot.durations import humanize, parse_duration
 from bot.elevation import RoleRef
 from bot.errors import ConfigurationError
 from bot.rules import (
+    MIN_DURATION,
     PIM_MAX_ACTIVATION,
     ApprovalMode,
     ApproverKind,
@@ -28,6 +29,7 @@ from bot.rules import (
     RolePolicy,
 )
 
+_OUTSIDE_PIM = f"must be between {humanize(MIN_DURATION)} and 24h (PIM's activation limits)"
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _SLACK_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
@@ -88,8 +90,8 @@ class _SelfExtension(BaseModel):
     @field_validator("up_to")
     @classmethod
     def _within_pim(cls, value: timedelta) -> timedelta:
-        if not timedelta(minutes=5) <= value <= PIM_MAX_ACTIVATION:
-            raise ValueError("must be between 5m and 24h (PIM's activation limits)")
+        if not MIN_DURATION <= value <= PIM_MAX_ACTIVATION:
+            raise ValueError(_OUTSIDE_PIM)
         return value
 
 
@@ -125,8 +127,8 @@ class _RoleRules(BaseModel):
     @field_validator("max_duration")
     @classmethod
     def _within_pim(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and not timedelta(minutes=5) <= value <= PIM_MAX_ACTIVATION:
-            raise ValueError("must be between 5m and 24h (PIM's activation limits)")
+        if value is not None and not MIN_DURATION <= value <= PIM_MAX_ACTIVATION:
+            raise ValueError(_OUTSIDE_PIM)
         return value
 
     @field_validator("approvals_channel", "security_channel")

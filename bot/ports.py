@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Literal, Protocol, Self
 
 from bot.authority import ApproverSet
-from bot.elevation import AuditEntry, ElevationRequest, Person, RoleRef, Ticket
+from bot.elevation import AuditEntry, ElevationRequest, Person, RequestStatus, RoleRef, Ticket
 from bot.elevation import Event as Event  # re-exported: the domain records events, ports carry them
 from bot.rules import ApproverSpec, EffectiveRules, RoleSettings
 
@@ -226,7 +226,7 @@ class RequestRepository(Protocol):
 
 
 class DueWork(StrEnum):
-    """The timers the scheduler's sweep serves."""
+    """The timers the scheduler's sweep serves; each is described once, in ``TIMERS``."""
 
     REMINDER = "reminder"
     EXPIRY = "expiry"
@@ -236,6 +236,82 @@ class DueWork(StrEnum):
     PENDING_TIMEOUT = "pending_timeout"
     DEACTIVATION = "deactivation"
     BREAK_GLASS_REVIEW = "break_glass_review"
+
+
+class DueAfter(StrEnum):
+    """How long after its due column a row becomes due: a fixed wait or a deployment setting."""
+
+    AT_ONCE = "at_once"
+    STUCK_AFTER = "stuck_after"  # an ``approved`` row older than this lost its activation call
+    NUDGE_AFTER = "nudge_after"  # setting
+    PENDING_TIMEOUT = "pending_timeout"  # setting
+
+
+# Timestamp fields that exist, under the same name, on ElevationRequest and its stored row.
+DueColumn = Literal[
+    "remind_at",
+    "reminded_at",
+    "ends_at",
+    "starts_at",
+    "updated_at",
+    "created_at",
+    "nudged_at",
+    "deactivate_at",
+    "review_due_at",
+    "reviewed_at",
+]
+
+
+@dataclass(frozen=True)
+class TimerSpec:
+    """One kind of due work: a row is due when its status is one of ``statuses`` (any status
+    if empty), ``due_column`` + the ``after`` wait has passed, and ``unless_set`` (if any) is
+    still unset. The repository builds its query from this, rows are claimed in ``due_column``
+    order (the (status, due column) indexes serve it), and the scheduler dispatches on ``kind``."""
+
+    kind: DueWork
+    statuses: frozenset[RequestStatus]
+    due_column: DueColumn
+    after: DueAfter = DueAfter.AT_ONCE
+    unless_set: DueColumn | None = None
+
+    def due_at(self, request: ElevationRequest, wait: timedelta) -> datetime | None:
+        """When ``request`` became (or becomes) due, ``wait`` being this spec's ``after``."""
+        column: datetime | None = getattr(request, self.due_column)
+        return column + wait if column is not None else None
+
+
+_ACTIVE = frozenset({RequestStatus.ACTIVE})
+_PENDING = frozenset({RequestStatus.PENDING_APPROVAL})
+
+# Every timer, in the order one sweep serves them.
+TIMERS: tuple[TimerSpec, ...] = (
+    TimerSpec(
+        DueWork.STUCK_APPROVED,
+        frozenset({RequestStatus.APPROVED}),
+        "updated_at",
+        after=DueAfter.STUCK_AFTER,
+    ),
+    TimerSpec(DueWork.SCHEDULED_START, frozenset({RequestStatus.SCHEDULED}), "starts_at"),
+    TimerSpec(DueWork.DEACTIVATION, _ACTIVE, "deactivate_at"),
+    TimerSpec(DueWork.EXPIRY, _ACTIVE, "ends_at"),
+    TimerSpec(DueWork.REMINDER, _ACTIVE, "remind_at", unless_set="reminded_at"),
+    TimerSpec(
+        DueWork.NUDGE, _PENDING, "created_at", after=DueAfter.NUDGE_AFTER, unless_set="nudged_at"
+    ),
+    TimerSpec(DueWork.PENDING_TIMEOUT, _PENDING, "created_at", after=DueAfter.PENDING_TIMEOUT),
+    # Owed whatever happened to the elevation since (it may have ended long ago).
+    TimerSpec(DueWork.BREAK_GLASS_REVIEW, frozenset(), "review_due_at", unless_set="reviewed_at"),
+)
+_SPECS = {spec.kind: spec for spec in TIMERS}
+
+
+def timer_spec(kind: DueWork) -> TimerSpec:
+    """The one description of ``kind``; an unknown kind is an error, never a default."""
+    try:
+        return _SPECS[kind]
+    except KeyError:
+        raise ValueError(f"no timer is described for {kind!r}") from None
 
 
 class AuditLog(Protocol):

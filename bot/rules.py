@@ -17,7 +17,9 @@ from bot.durations import humanize
 from bot.elevation import RoleRef
 
 PIM_MAX_ACTIVATION = timedelta(hours=24)
-# PIM refuses to end an activation in its first five minutes, so shorter ones make no sense.
+# PIM's five-minute minimum, the one place pimbot writes it: PIM refuses to end an activation
+# in its first five minutes (ActiveDurationTooShort), so no activation, extension or policy
+# limit may be shorter, and an early deactivation waits until then.
 MIN_DURATION = timedelta(minutes=5)
 # PIM's justification field holds 500 characters (as pimbot has always assumed; the Graph docs
 # state no limit). pimbot appends the request and who approved it (``justification_suffix``)

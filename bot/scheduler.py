@@ -16,13 +16,13 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, assert_never
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.elevation import ElevationRequest
 from bot.logs import log_context, new_correlation_id
-from bot.ports import DueWork
+from bot.ports import TIMERS, DueAfter, DueWork, timer_spec
 from bot.services import Ports, deliver, load_request, nudge_break_glass_review
 from bot.timers import (
     nudge_approvers,
@@ -46,16 +46,29 @@ REDELIVER_AFTER = timedelta(minutes=1)
 STUCK_AFTER = timedelta(minutes=2)
 
 Handler = Callable[..., ElevationRequest]
-_HANDLERS: dict[DueWork, Handler] = {
-    DueWork.STUCK_APPROVED: reconcile_approved,
-    DueWork.SCHEDULED_START: start_scheduled,
-    DueWork.DEACTIVATION: run_scheduled_deactivation,
-    DueWork.EXPIRY: sync_expiry,
-    DueWork.REMINDER: remind_before_expiry,
-    DueWork.NUDGE: nudge_approvers,
-    DueWork.PENDING_TIMEOUT: time_out_pending,
-    DueWork.BREAK_GLASS_REVIEW: nudge_break_glass_review,
-}
+
+
+def handler_for(kind: DueWork) -> Handler:
+    """The use case serving ``kind``; mypy flags a kind left out, and an unknown one raises."""
+    match kind:
+        case DueWork.STUCK_APPROVED:
+            return reconcile_approved
+        case DueWork.SCHEDULED_START:
+            return start_scheduled
+        case DueWork.DEACTIVATION:
+            return run_scheduled_deactivation
+        case DueWork.EXPIRY:
+            return sync_expiry
+        case DueWork.REMINDER:
+            return remind_before_expiry
+        case DueWork.NUDGE:
+            return nudge_approvers
+        case DueWork.PENDING_TIMEOUT:
+            return time_out_pending
+        case DueWork.BREAK_GLASS_REVIEW:
+            return nudge_break_glass_review
+        case _:
+            assert_never(kind)
 
 
 class SweepObserver(Protocol):
@@ -100,7 +113,8 @@ class Sweeper:
     def _sweep(self) -> tuple[dict[DueWork, int], timedelta]:
         handled: dict[DueWork, int] = {}
         lag = timedelta(0)
-        for kind, handler in _HANDLERS.items():
+        for spec in TIMERS:
+            kind, handler = spec.kind, handler_for(spec.kind)
             now = self.ports.clock.now()
             with self.ports.uow() as uow:
                 claimed = uow.requests.claim_due(
@@ -192,34 +206,23 @@ class Sweeper:
         self, request: ElevationRequest | None, kind: DueWork, now: datetime
     ) -> timedelta:
         # Rows are claimed most overdue first, so the first one claimed tells the lag.
-        due = _due_at(request, kind, self._age(kind)) if request else None
+        due = timer_spec(kind).due_at(request, self._age(kind)) if request else None
         return max(timedelta(0), now - due) if due else timedelta(0)
 
     def _age(self, kind: DueWork) -> timedelta:
-        return {
-            DueWork.STUCK_APPROVED: STUCK_AFTER,
-            DueWork.NUDGE: self.nudge_after,
-            DueWork.PENDING_TIMEOUT: self.pending_timeout,
-        }.get(kind, timedelta(0))
-
-
-def _due_at(request: ElevationRequest, kind: DueWork, age: timedelta) -> datetime | None:
-    """When ``request`` became due for ``kind`` (mirrors the claim's due conditions)."""
-    if kind is DueWork.REMINDER:
-        return request.remind_at
-    if kind is DueWork.EXPIRY:
-        return request.ends_at
-    if kind is DueWork.SCHEDULED_START:
-        return request.starts_at
-    if kind is DueWork.DEACTIVATION:
-        return request.deactivate_at
-    if kind is DueWork.STUCK_APPROVED:
-        return request.updated_at + age if request.updated_at else None
-    if kind in (DueWork.NUDGE, DueWork.PENDING_TIMEOUT):
-        return request.created_at + age
-    if kind is DueWork.BREAK_GLASS_REVIEW:
-        return request.review_due_at
-    return None
+        """How long after its due column a row of ``kind`` becomes due (``TimerSpec.after``)."""
+        after = timer_spec(kind).after
+        match after:
+            case DueAfter.AT_ONCE:
+                return timedelta(0)
+            case DueAfter.STUCK_AFTER:
+                return STUCK_AFTER
+            case DueAfter.NUDGE_AFTER:
+                return self.nudge_after
+            case DueAfter.PENDING_TIMEOUT:
+                return self.pending_timeout
+            case _:
+                assert_never(after)
 
 
 def build_scheduler(sweeper: Sweeper, *, interval: timedelta) -> BackgroundScheduler:

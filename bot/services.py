@@ -47,6 +47,7 @@ from bot.ports import (
 from bot.rules import (
     DURATION,
     JUSTIFICATION_WHO_ROOM,
+    MIN_DURATION,
     PIM_JUSTIFICATION_LIMIT,
     ROLE,
     ApproverSpec,
@@ -63,8 +64,6 @@ log = logging.getLogger(__name__)
 
 # A scheduled start this close to now is treated as "now" (PIM's clock and ours differ a little).
 _START_SLACK = timedelta(minutes=1)
-# PIM refuses to end an activation sooner than this after it started (ActiveDurationTooShort).
-PIM_MIN_ACTIVE = timedelta(minutes=5)
 _SAVE_ATTEMPTS = 5
 
 
@@ -428,7 +427,7 @@ def deactivate_request(
     next_status(request.status, LifecycleAction.DEACTIVATE)  # refuse early if not active
     assert request.requester.entra_id is not None
     now = ports.clock.now()
-    earliest = (request.starts_at or now) + PIM_MIN_ACTIVE
+    earliest = (request.starts_at or now) + MIN_DURATION
     if now < earliest:
         return _schedule_deactivation(request_id, actor, earliest, ports)
     detail = reason or "ended early by the requester"
@@ -542,8 +541,8 @@ def _check_extension_bounds(
     request: ElevationRequest, extra: timedelta, rules: EffectiveRules, now: datetime
 ) -> None:
     assert request.ends_at is not None
-    if extra < timedelta(minutes=5):
-        raise ValidationFailed({DURATION: "Extend by at least 5 minutes."})
+    if extra < MIN_DURATION:
+        raise ValidationFailed({DURATION: f"Extend by at least {humanize(MIN_DURATION)}."})
     if request.ends_at + extra - now > rules.max_duration:
         raise ValidationFailed(
             {

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from bot.elevation import (
     LIVE_STATUSES,
@@ -23,7 +23,17 @@ from bot.elevation import (
     Ticket,
 )
 from bot.errors import ConcurrentUpdate, LinkConflict, LiveRequestExists
-from bot.ports import DueWork, Event, IdentityLink, PendingNotification, PostedMessage
+from bot.ports import (
+    DueAfter,
+    DueColumn,
+    DueWork,
+    Event,
+    IdentityLink,
+    PendingNotification,
+    PostedMessage,
+    TimerSpec,
+    timer_spec,
+)
 from storage.audit_chain import (
     GENESIS,
     ChainedFields,
@@ -43,31 +53,33 @@ from storage.tables import (
     SlackMessageRow,
 )
 
-# Columns a save may change; everything else is fixed at submission.
-_MUTABLE = (
-    "status",
-    "updated_at",
-    "decided_at",
-    "starts_at",
-    "ends_at",
-    "graph_request_id",
-    "deny_reason",
-    "failure_reason",
-    "extension_count",
-    "remind_at",
-    "reminded_at",
-    "nudged_at",
-    "deactivate_at",
-    "pending_extension_seconds",
-    "extension_reason",
-    "extension_requested_at",
-    "extension_round",
-    "review_due_at",
-    "reviewed_at",
-    "reviewed_by_team",
-    "reviewed_by_user",
-    "reviewed_by_entra_id",
-    "extension_key",
+# Columns fixed at submission, and those a save must not touch: ``version`` (the save bumps it
+# itself) and the sweep's lease (claim_due and release own it).
+_FIXED = frozenset(
+    {
+        "id",
+        "requester_team",
+        "requester_user",
+        "requester_entra_id",
+        "requester_name",
+        "role_definition_id",
+        "role_name",
+        "directory_scope_id",
+        "duration_seconds",
+        "reason",
+        "ticket_number",
+        "ticket_system",
+        "requested_start",
+        "quorum",
+        "approver_specs",
+        "break_glass",
+        "created_at",
+    }
+)
+_NOT_SAVED = frozenset({"version", "lease_owner", "lease_until"})
+# Columns a save may change: every other column of the table, so a new one is saved by default.
+_MUTABLE = tuple(
+    column.key for column in RequestRow.__table__.columns if column.key not in _FIXED | _NOT_SAVED
 )
 
 
@@ -155,6 +167,8 @@ class SqlRequestRepository:
                 RequestRow.requester_user == person.slack_user,
                 RequestRow.created_at >= since,
                 RequestRow.status.in_([s.value for s in granted]),
+                # Granted means decided: a request that timed out (expired undecided) never was.
+                RequestRow.decided_at.is_not(None),
             )
             .order_by(RequestRow.created_at.desc())
             .limit(limit)
@@ -183,10 +197,11 @@ class SqlRequestRepository:
         Each claim is one conditional UPDATE, so of two sweepers racing for a row exactly one
         wins, on SQLite and PostgreSQL alike; a crashed owner's lease simply runs out.
         """
-        due = _due_condition(kind, now, age)
+        spec = timer_spec(kind)
+        due = _due_condition(spec, now, age)
         free = or_(RequestRow.lease_until.is_(None), RequestRow.lease_until < now)
         candidates = self._session.scalars(
-            select(RequestRow.id).where(due, free).order_by(_due_order(kind)).limit(limit)
+            select(RequestRow.id).where(due, free).order_by(_due_order(spec)).limit(limit)
         ).all()
         return [
             request_id
@@ -741,46 +756,27 @@ class SqlReplayCache:
 # --- row <-> domain ------------------------------------------------------------------------------
 
 
-def _due_condition(kind: DueWork, now: datetime, age: timedelta) -> ColumnElement[bool]:
-    status = RequestRow.status
-    if kind is DueWork.REMINDER:
-        return and_(
-            status == RequestStatus.ACTIVE.value,
-            RequestRow.remind_at <= now,
-            RequestRow.reminded_at.is_(None),
-        )
-    if kind is DueWork.EXPIRY:
-        return and_(status == RequestStatus.ACTIVE.value, RequestRow.ends_at <= now)
-    if kind is DueWork.SCHEDULED_START:
-        return and_(status == RequestStatus.SCHEDULED.value, RequestRow.starts_at <= now)
-    if kind is DueWork.STUCK_APPROVED:
-        return and_(status == RequestStatus.APPROVED.value, RequestRow.updated_at <= now - age)
-    if kind is DueWork.NUDGE:
-        return and_(
-            status == RequestStatus.PENDING_APPROVAL.value,
-            RequestRow.created_at <= now - age,
-            RequestRow.nudged_at.is_(None),
-        )
-    if kind is DueWork.PENDING_TIMEOUT:
-        return and_(
-            status == RequestStatus.PENDING_APPROVAL.value, RequestRow.created_at <= now - age
-        )
-    if kind is DueWork.BREAK_GLASS_REVIEW:
-        return and_(RequestRow.review_due_at <= now, RequestRow.reviewed_at.is_(None))
-    return and_(status == RequestStatus.ACTIVE.value, RequestRow.deactivate_at <= now)
+def _due_condition(spec: TimerSpec, now: datetime, age: timedelta) -> ColumnElement[bool]:
+    """``spec``'s due condition as SQL: status first, then the due column, as the indexes."""
+    conditions: list[ColumnElement[bool]] = []
+    if len(spec.statuses) == 1:
+        conditions.append(RequestRow.status == next(iter(spec.statuses)).value)
+    elif spec.statuses:
+        conditions.append(RequestRow.status.in_(sorted(s.value for s in spec.statuses)))
+    # ``age`` is the deployment's wait for a spec that has one (``TimerSpec.after``).
+    wait = timedelta(0) if spec.after is DueAfter.AT_ONCE else age
+    conditions.append(_column(spec.due_column) <= now - wait)
+    if spec.unless_set is not None:
+        conditions.append(_column(spec.unless_set).is_(None))
+    return and_(*conditions)
 
 
-def _due_order(kind: DueWork) -> ColumnElement[datetime | None]:
-    column = {
-        DueWork.REMINDER: RequestRow.remind_at,
-        DueWork.EXPIRY: RequestRow.ends_at,
-        DueWork.SCHEDULED_START: RequestRow.starts_at,
-        DueWork.STUCK_APPROVED: RequestRow.updated_at,
-        DueWork.NUDGE: RequestRow.created_at,
-        DueWork.PENDING_TIMEOUT: RequestRow.created_at,
-        DueWork.DEACTIVATION: RequestRow.deactivate_at,
-        DueWork.BREAK_GLASS_REVIEW: RequestRow.review_due_at,
-    }[kind]
+def _due_order(spec: TimerSpec) -> ColumnElement[datetime | None]:
+    return _column(spec.due_column)
+
+
+def _column(name: DueColumn) -> ColumnElement[datetime | None]:
+    column: InstrumentedAttribute[datetime | None] = getattr(RequestRow, name)
     return column.expression
 
 

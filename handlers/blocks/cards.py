@@ -305,7 +305,7 @@ def _status_detail(request: ElevationRequest, approved: int, needed: int) -> str
         return text.mrkdwn(request.failure_reason or "PIM refused the activation.", 1000)
     if status is RequestStatus.CANCELLED:
         return "by the requester"
-    if status is RequestStatus.EXPIRED and request.decided_at is None:
+    if request.timed_out:
         return "nobody decided in time"
     parts = [f"approved by {approvers}"] if approvers else []
     if status is RequestStatus.ACTIVE and request.ends_at:

@@ -129,7 +129,7 @@ def _failed(r: ElevationRequest, role: str, tz: str | None) -> str:
 
 
 def _expired(r: ElevationRequest, role: str, tz: str | None) -> str:
-    if r.decided_at is None:
+    if r.timed_out:
         return _timed_out(r, role, tz)
     return f":clock3: {role} has expired. Run `/pim request` if you need it again."
 

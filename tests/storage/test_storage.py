@@ -199,3 +199,19 @@ def test_recorded_events_reach_the_outbox_in_the_same_transaction(uow_factory) -
     assert [n.event for n in queued] == [Event.APPROVED]
     with uow_factory() as uow:
         assert owed(uow) == [(request.id, Event.SUBMITTED), (request.id, Event.APPROVED)]
+
+
+def test_recent_elevations_leave_out_requests_that_timed_out(uow_factory) -> None:  # type: ignore[no-untyped-def]
+    timed_out, granted = _request(quorum=1), _request(quorum=1, at=T0 + timedelta(minutes=1))
+    timed_out.time_out(at=T0 + timedelta(hours=1))
+    granted.auto_approve(actor="pimbot", at=T0, why="test")
+    granted.mark_active(starts_at=T0, ends_at=T0 + timedelta(hours=1), graph_request_id="g", at=T0)
+    granted.expire(at=T0 + timedelta(hours=1))
+    assert timed_out.timed_out and not granted.timed_out
+    with uow_factory() as uow:
+        uow.requests.add(timed_out)
+        uow.requests.add(granted)
+        uow.commit()
+    with uow_factory() as uow:
+        recent = uow.requests.list_recent_elevations(ADA, since=T0 - timedelta(days=1))
+    assert [r.id for r in recent] == [granted.id]

@@ -161,3 +161,20 @@ def test_extension_keeps_the_request_active_and_moves_its_end() -> None:
     assert request.extension_count == 1
     with pytest.raises(InvalidTransition, match="later"):
         request.extend(ADA, new_end=T0 + timedelta(hours=1), at=T0)
+
+
+def test_timed_out_means_closed_undecided_and_nothing_else() -> None:
+    def fresh() -> ElevationRequest:
+        return ElevationRequest.submit(
+            requester=ADA, role=GLOBAL_ADMIN, duration=timedelta(hours=1), reason="r", at=T0
+        )
+
+    pending, lapsed, ended = fresh(), fresh(), fresh()
+    lapsed.time_out(at=T0 + timedelta(hours=24))
+    ended.approve(GRACE, at=T0)
+    ended.mark_active(starts_at=T0, ends_at=T0 + timedelta(hours=1), graph_request_id="g", at=T0)
+    ended.expire(at=T0 + timedelta(hours=1))
+    assert [r.timed_out for r in (pending, lapsed, ended)] == [False, True, False]
+    assert lapsed.status is ended.status is RequestStatus.EXPIRED
+    with pytest.raises(AlreadyDecided, match="timed out before anyone decided"):
+        lapsed.approve(GRACE, at=T0 + timedelta(hours=25))

@@ -19,7 +19,9 @@ from bot.stand_ins.graph_emulator.schedule_requests import ScheduleRequest
 from bot.stand_ins.graph_emulator.tenant import Role
 from bot.stand_ins.graph_emulator.token import Caller
 
-# PIM refuses to end an activation in its first five minutes.
+# PIM refuses to end an activation in its first five minutes. The emulator models Microsoft's
+# rule on its own (pimbot's copy is bot.rules.MIN_DURATION): a change on one side must not
+# silently move the other.
 MINIMUM_ACTIVE_DURATION = timedelta(minutes=5)
 
 _DESCRIPTIONS = {

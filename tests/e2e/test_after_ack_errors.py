@@ -134,6 +134,13 @@ SURFACES: dict[str, tuple[str, Setup, Act, str, str]] = {
         ADA,
         "views.update",
     ),
+    "extend form fill after views.open": (
+        "handlers.modal_flow.extend_modal",
+        _active_dm,
+        _click("pim-extend", ADA),
+        ADA,
+        "views.update",
+    ),
     "app home publish": (
         "handlers.home.list_pending_for_approver",
         _nothing,

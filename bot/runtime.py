@@ -40,7 +40,6 @@ from bot.settings import Settings, redact_url
 from handlers import register_handlers
 from handlers.context import SlackDeps
 from handlers.directory import SlackWebDirectory
-from handlers.errors import explain
 from handlers.http import BackgroundHttpServer, WSGIApp, make_http_app
 from handlers.middleware import ContextPreservingExecutor, observe_slack_calls
 from handlers.notifier import SlackNotifier
@@ -347,19 +346,13 @@ def build_slack_runtime(
 
 
 def _submit_to(pool: ContextPreservingExecutor) -> Callable[[Callable[[], None]], None]:
+    # Nothing waits on these futures: ``handlers.after_ack.run_after_ack``, the only caller,
+    # logs and tells every error itself, with the interaction's correlation id (the pool
+    # carries it over).
     def submit(work: Callable[[], None]) -> None:
-        pool.submit(_logged, work)
+        pool.submit(work)
 
     return submit
-
-
-def _logged(work: Callable[[], None]) -> None:
-    # Nothing waits on these futures: an unexpected error must still reach the log, with the
-    # interaction's correlation id (the pool carries it over).
-    try:
-        work()
-    except Exception as exc:
-        explain(exc)
 
 
 def _count_by_status(sessions: sessionmaker[Session]) -> dict[str, int]:

@@ -3,12 +3,13 @@ button's ``value`` only says which request is meant, never who may act on it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.errors import PimbotError
+from bot.elevation import Person
 from bot.services import (
     acknowledge_break_glass,
     approve_extension,
@@ -18,131 +19,170 @@ from bot.services import (
     open_for_decision,
     open_for_extension,
 )
+from handlers.after_ack import Home, Reply, bind, run_after_ack, run_now
 from handlers.blocks import deny_reason_modal
 from handlers.context import SlackDeps
-from handlers.errors import explain, tell_user
 from handlers.forms import request_id_from
 from handlers.home import publish_home
 from handlers.ids import ActionId
-from handlers.modal_flow import fill_request_modal, open_extend_modal, open_request_modal
+from handlers.modal_flow import (
+    fill_request_modal_after_ack,
+    open_extend_modal,
+    open_request_modal,
+)
 
 
 def register(app: App, deps: SlackDeps) -> None:
-    def handle_approve_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
-        _act(client, body, lambda person, rid: approve_request(rid, person, ports=deps.ports))
+    bind(
+        deps,
+        [
+            (app.action, ActionId.APPROVE, handle_approve_button),
+            (app.action, ActionId.DENY, handle_deny_button),
+            (app.action, ActionId.CANCEL, handle_cancel_button),
+            (app.action, ActionId.DEACTIVATE, handle_deactivate_button),
+            (app.action, ActionId.EXTEND, handle_extend_button),
+            (app.action, ActionId.APPROVE_EXTENSION, handle_approve_extension_button),
+            (app.action, ActionId.DENY_EXTENSION, handle_deny_extension_button),
+            (app.action, ActionId.ACKNOWLEDGE_BREAK_GLASS, handle_acknowledge_break_glass_button),
+            (app.action, ActionId.OPEN_REQUEST_MODAL, handle_open_request_modal_button),
+            (app.action, ActionId.REFRESH_HOME, handle_refresh_home_button),
+            (app.action, ActionId.ROLE_SELECT, handle_role_select),
+        ],
+    )
 
-    def handle_deny_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
-        _open_deny_form(client, body, extension=False)
 
-    def handle_cancel_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
-        _act(client, body, lambda person, rid: cancel_request(rid, person, ports=deps.ports))
+def handle_approve_button(
+    deps: SlackDeps, ack: Ack, body: dict[str, Any], client: WebClient
+) -> None:
+    ack()
+    _act(deps, client, body, lambda person, rid: approve_request(rid, person, ports=deps.ports))
 
-    def handle_deactivate_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
-        _act(client, body, lambda person, rid: deactivate_request(rid, person, ports=deps.ports))
 
-    def handle_extend_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
-        # The form shows the role and its end: only the requester may see it (authority first).
-        try:
-            person = deps.identify(body["user"]["id"])
-            request = open_for_extension(_request_id(body), person, ports=deps.ports)
-        except PimbotError as exc:
-            tell_user(client, body, explain(exc))
-            return
+def handle_deny_button(deps: SlackDeps, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+    ack()
+    _open_deny_form(deps, client, body, extension=False)
+
+
+def handle_cancel_button(
+    deps: SlackDeps, ack: Ack, body: dict[str, Any], client: WebClient
+) -> None:
+    ack()
+    _act(deps, client, body, lambda person, rid: cancel_request(rid, person, ports=deps.ports))
+
+
+def handle_deactivate_button(
+    deps: SlackDeps, ack: Ack, body: dict[str, Any], client: WebClient
+) -> None:
+    ack()
+    _act(deps, client, body, lambda person, rid: deactivate_request(rid, person, ports=deps.ports))
+
+
+def handle_extend_button(
+    deps: SlackDeps, ack: Ack, body: dict[str, Any], client: WebClient
+) -> None:
+    ack()
+    user_id = body["user"]["id"]
+
+    # The form shows the role and its end: only the requester may see it (authority first).
+    def open_form(person: Person) -> None:
+        request = open_for_extension(_request_id(body), person, ports=deps.ports)
         open_extend_modal(
-            client,
-            deps,
-            trigger_id=body["trigger_id"],
-            request_id=request.id,
-            user_id=body["user"]["id"],
+            client, deps, trigger_id=body["trigger_id"], request_id=request.id, user_id=user_id
         )
 
-    def handle_approve_extension_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
-        _act(client, body, lambda person, rid: approve_extension(rid, person, ports=deps.ports))
+    run_now(deps, client, user_id, open_form, surface=Reply(body))
 
-    def handle_deny_extension_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
-        _open_deny_form(client, body, extension=True)
 
-    def handle_acknowledge_break_glass_button(
-        ack: Ack, body: dict[str, Any], client: WebClient
-    ) -> None:
-        ack()
-        _act(
-            client, body, lambda person, rid: acknowledge_break_glass(rid, person, ports=deps.ports)
+def handle_approve_extension_button(
+    deps: SlackDeps, ack: Ack, body: dict[str, Any], client: WebClient
+) -> None:
+    ack()
+    _act(deps, client, body, lambda person, rid: approve_extension(rid, person, ports=deps.ports))
+
+
+def handle_deny_extension_button(
+    deps: SlackDeps, ack: Ack, body: dict[str, Any], client: WebClient
+) -> None:
+    ack()
+    _open_deny_form(deps, client, body, extension=True)
+
+
+def handle_acknowledge_break_glass_button(
+    deps: SlackDeps, ack: Ack, body: dict[str, Any], client: WebClient
+) -> None:
+    ack()
+    _act(
+        deps,
+        client,
+        body,
+        lambda person, rid: acknowledge_break_glass(rid, person, ports=deps.ports),
+    )
+
+
+def handle_open_request_modal_button(
+    deps: SlackDeps, ack: Ack, body: dict[str, Any], client: WebClient
+) -> None:
+    ack()
+    open_request_modal(client, deps, trigger_id=body["trigger_id"], user_id=body["user"]["id"])
+
+
+def handle_refresh_home_button(
+    deps: SlackDeps, ack: Ack, body: dict[str, Any], client: WebClient
+) -> None:
+    ack()
+    user_id = body["user"]["id"]
+    run_after_ack(
+        deps,
+        client,
+        user_id,
+        lambda person: publish_home(client, deps, person),
+        surface=Home(user_id),
+    )
+
+
+def handle_role_select(deps: SlackDeps, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+    # The form re-renders for the chosen role (its maximum, its ticket rules).
+    ack()
+    actions = body.get("actions") or [{}]
+    option = actions[0].get("selected_option") if isinstance(actions[0], dict) else None
+    selected = str(option["value"]) if isinstance(option, dict) and option.get("value") else None
+    fill_request_modal_after_ack(
+        client, deps, view=body["view"], user_id=body["user"]["id"], selected_role_id=selected
+    )
+
+
+def _open_deny_form(
+    deps: SlackDeps, client: WebClient, body: dict[str, Any], *, extension: bool
+) -> None:
+    # The form shows requester, role and reason: authority is checked before it opens,
+    # on the listener thread, since the trigger_id dies three seconds after the click.
+    def open_form(person: Person) -> None:
+        request = open_for_decision(
+            _request_id(body), person, ports=deps.ports, extension=extension
         )
-
-    def handle_open_request_modal_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
-        open_request_modal(client, deps, trigger_id=body["trigger_id"], user_id=body["user"]["id"])
-
-    def handle_refresh_home_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
-        deps.later(lambda: publish_home(client, deps, body["user"]["id"]))
-
-    def handle_role_select(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        # The form re-renders for the chosen role (its maximum, its ticket rules).
-        ack()
-        actions = body.get("actions") or [{}]
-        option = actions[0].get("selected_option") if isinstance(actions[0], dict) else None
-        selected = (
-            str(option["value"]) if isinstance(option, dict) and option.get("value") else None
-        )
-        deps.later(
-            lambda: fill_request_modal(
-                client,
-                deps,
-                view=body["view"],
-                user_id=body["user"]["id"],
-                selected_role_id=selected,
-            )
-        )
-
-    def _open_deny_form(client: WebClient, body: dict[str, Any], *, extension: bool) -> None:
-        # The form shows requester, role and reason: authority is checked before it opens,
-        # on the listener thread, since the trigger_id dies three seconds after the click.
-        try:
-            person = deps.identify(body["user"]["id"])
-            request = open_for_decision(
-                _request_id(body), person, ports=deps.ports, extension=extension
-            )
-        except PimbotError as exc:
-            tell_user(client, body, explain(exc))
-            return
         client.views_open(
             trigger_id=body["trigger_id"],
             view=deny_reason_modal(request.id, request=request, extension=extension),
         )
 
-    def _act(client: WebClient, body: dict[str, Any], use_case: Any) -> None:
-        deps.later(lambda: _act_now(client, body, use_case))
+    run_now(deps, client, body["user"]["id"], open_form, surface=Reply(body))
 
-    def _act_now(client: WebClient, body: dict[str, Any], use_case: Any) -> None:
-        try:
-            person = deps.identify(body["user"]["id"])
-            use_case(person, _request_id(body))
-        except Exception as exc:
-            tell_user(client, body, explain(exc))
-            return
-        if (body.get("view") or {}).get("type") == "home":
-            publish_home(client, deps, body["user"]["id"])
 
-    app.action(ActionId.APPROVE.value)(handle_approve_button)
-    app.action(ActionId.DENY.value)(handle_deny_button)
-    app.action(ActionId.CANCEL.value)(handle_cancel_button)
-    app.action(ActionId.DEACTIVATE.value)(handle_deactivate_button)
-    app.action(ActionId.EXTEND.value)(handle_extend_button)
-    app.action(ActionId.APPROVE_EXTENSION.value)(handle_approve_extension_button)
-    app.action(ActionId.DENY_EXTENSION.value)(handle_deny_extension_button)
-    app.action(ActionId.ACKNOWLEDGE_BREAK_GLASS.value)(handle_acknowledge_break_glass_button)
-    app.action(ActionId.OPEN_REQUEST_MODAL.value)(handle_open_request_modal_button)
-    app.action(ActionId.REFRESH_HOME.value)(handle_refresh_home_button)
-    app.action(ActionId.ROLE_SELECT.value)(handle_role_select)
+def _act(
+    deps: SlackDeps,
+    client: WebClient,
+    body: dict[str, Any],
+    use_case: Callable[[Person, str], object],
+) -> None:
+    user_id = body["user"]["id"]
+    on_home = (body.get("view") or {}).get("type") == "home"
+
+    def act(person: Person) -> None:
+        use_case(person, _request_id(body))
+        if on_home:
+            publish_home(client, deps, person)
+
+    run_after_ack(deps, client, user_id, act, surface=Reply(body))
 
 
 def _request_id(body: dict[str, Any]) -> str:

@@ -9,9 +9,9 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot.elevation import ElevationRequest, Person, RequestStatus
-from bot.errors import PimbotError
 from bot.rules import unstorable_text
 from bot.services import deactivate_request, list_my_requests, list_pending_for_approver
+from handlers.after_ack import CommandReply, bind, run_after_ack, run_now
 from handlers.blocks import help_blocks, help_text
 from handlers.blocks.cards import MessageContent
 from handlers.blocks.help import COMMAND
@@ -23,7 +23,6 @@ from handlers.blocks.lists import (
     whoami_message,
 )
 from handlers.context import SlackDeps
-from handlers.errors import explain
 from handlers.modal_flow import open_extend_modal, open_request_modal
 
 NOT_YET = (
@@ -33,63 +32,63 @@ NOT_YET = (
 
 
 def register(app: App, deps: SlackDeps) -> None:
-    def handle_pim_command(
-        ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond
-    ) -> None:
-        parsed = parse_command_text(command.get("text"))
-        if isinstance(parsed, Refusal):
-            ack(text=parsed.message)
-            return
-        sub, arg = parsed
-        if sub in ("", "request"):
-            ack()
-            open_request_modal(
-                client,
-                deps,
-                trigger_id=command["trigger_id"],
-                user_id=command["user_id"],
-                role_query=arg,
-            )
-            return
-        if sub == "extend":
-            ack()
-            try:
-                person = deps.identify(command["user_id"])
-                target = _pick_active(deps, person, arg, verb="extend")
-            except PimbotError as exc:
-                target = explain(exc)
+    bind(deps, [(app.command, COMMAND, handle_pim_command)])
+
+
+def handle_pim_command(
+    deps: SlackDeps, ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond
+) -> None:
+    parsed = parse_command_text(command.get("text"))
+    if isinstance(parsed, Refusal):
+        ack(text=parsed.message)
+        return
+    sub, arg = parsed
+    user_id = command["user_id"]
+    if sub in ("", "request"):
+        ack()
+        open_request_modal(
+            client, deps, trigger_id=command["trigger_id"], user_id=user_id, role_query=arg
+        )
+        return
+    if sub == "extend":
+        ack()
+
+        def open_form(person: Person) -> None:
+            target = _pick_active(deps, person, arg, verb="extend")
             if isinstance(target, str):
-                content = notice_message(target)
-                respond(text=content.text, blocks=content.blocks, response_type="ephemeral")
+                _reply(respond, notice_message(target))
                 return
             open_extend_modal(
                 client,
                 deps,
                 trigger_id=command["trigger_id"],
                 request_id=target.id,
-                user_id=command["user_id"],
-            )
-            return
-        if sub not in _ANSWERS:
-            ack(text=help_text(), blocks=help_blocks())
-            return
-        ack()
-
-        def answer() -> None:
-            try:
-                content = _ANSWERS[sub](deps, command["user_id"], arg)
-            except PimbotError as exc:
-                content = notice_message(explain(exc))
-            respond(
-                text=content.text,
-                blocks=content.blocks,
-                response_type="ephemeral",
-                replace_original=False,
+                user_id=user_id,
             )
 
-        deps.later(answer)
+        # On this thread: the trigger_id dies three seconds after the command.
+        run_now(deps, client, user_id, open_form, surface=CommandReply(respond))
+        return
+    if sub not in _ANSWERS:
+        ack(text=help_text(), blocks=help_blocks())
+        return
+    ack()
+    run_after_ack(
+        deps,
+        client,
+        user_id,
+        lambda person: _reply(respond, _ANSWERS[sub](deps, person, arg)),
+        surface=CommandReply(respond),
+    )
 
-    app.command(COMMAND)(handle_pim_command)
+
+def _reply(respond: Respond, content: MessageContent) -> None:
+    respond(
+        text=content.text,
+        blocks=content.blocks,
+        response_type="ephemeral",
+        replace_original=False,
+    )
 
 
 # Longer than any role name plus a subcommand; anything beyond is not a /pim command.
@@ -118,28 +117,26 @@ def parse_command_text(raw: object) -> tuple[str, str] | Refusal:
     return sub.lower(), arg
 
 
-def _roles(deps: SlackDeps, user_id: str, _arg: str) -> MessageContent:
-    person = deps.identify(user_id)
+def _roles(deps: SlackDeps, person: Person, _arg: str) -> MessageContent:
     assert person.entra_id is not None
     return roles_message(
         deps.pim_reads.list_eligible_roles(person.entra_id),
         deps.pim_reads.list_active_assignments(person.entra_id),
-        _tz(deps, user_id),
+        _tz(deps, person.slack_user),
     )
 
 
-def _status(deps: SlackDeps, user_id: str, _arg: str) -> MessageContent:
-    person = deps.identify(user_id)
-    return status_message(list_my_requests(person, ports=deps.ports), _tz(deps, user_id))
+def _status(deps: SlackDeps, person: Person, _arg: str) -> MessageContent:
+    return status_message(list_my_requests(person, ports=deps.ports), _tz(deps, person.slack_user))
 
 
-def _pending(deps: SlackDeps, user_id: str, _arg: str) -> MessageContent:
-    person = deps.identify(user_id)
-    return pending_message(list_pending_for_approver(person, ports=deps.ports), _tz(deps, user_id))
+def _pending(deps: SlackDeps, person: Person, _arg: str) -> MessageContent:
+    return pending_message(
+        list_pending_for_approver(person, ports=deps.ports), _tz(deps, person.slack_user)
+    )
 
 
-def _deactivate(deps: SlackDeps, user_id: str, arg: str) -> MessageContent:
-    person = deps.identify(user_id)
+def _deactivate(deps: SlackDeps, person: Person, arg: str) -> MessageContent:
     target = _pick_active(deps, person, arg, verb="deactivate")
     if isinstance(target, str):
         return notice_message(target)
@@ -175,8 +172,7 @@ def _pick_active(
     return active[0]
 
 
-def _whoami(deps: SlackDeps, user_id: str, _arg: str) -> MessageContent:
-    person = deps.identify(user_id)
+def _whoami(deps: SlackDeps, person: Person, _arg: str) -> MessageContent:
     with deps.ports.uow() as uow:
         link = uow.identities.get(person.slack_team, person.slack_user)
     return whoami_message(

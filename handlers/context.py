@@ -22,4 +22,5 @@ class SlackDeps:
     tenant_id: str | None = None
     # Runs work after the ack on a pool of its own, so a burst of slow Graph calls can never
     # hold up the acknowledgement of the next click (Bolt's listener threads only ack).
+    # Use it through ``handlers.after_ack.run_after_ack``, which logs and tells any error.
     later: Callable[[Callable[[], None]], None] = lambda work: work()

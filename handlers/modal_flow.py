@@ -12,26 +12,27 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.errors import PimbotError
+from bot.elevation import Person
 from bot.ports import EligibleRole
 from bot.rules import MIN_DURATION, extension_needs_approval
 from bot.services import open_for_extension
-from handlers.blocks import extend_modal, loading_modal, notice_modal, request_modal
+from handlers.after_ack import Modal, run_after_ack
+from handlers.blocks import extend_modal, loading_modal, request_modal
 from handlers.context import SlackDeps
 
 log = logging.getLogger(__name__)
+REQUEST_TITLE = "Request a PIM role"
+EXTEND_TITLE = "Extend role"
 
 
 def open_request_modal(
     client: WebClient, deps: SlackDeps, *, trigger_id: str, user_id: str, role_query: str = ""
 ) -> None:
     view = client.views_open(trigger_id=trigger_id, view=loading_modal())["view"]
-    deps.later(
-        lambda: fill_request_modal(client, deps, view=view, user_id=user_id, role_query=role_query)
-    )
+    fill_request_modal_after_ack(client, deps, view=view, user_id=user_id, role_query=role_query)
 
 
-def fill_request_modal(
+def fill_request_modal_after_ack(
     client: WebClient,
     deps: SlackDeps,
     *,
@@ -40,16 +41,39 @@ def fill_request_modal(
     role_query: str = "",
     selected_role_id: str | None = None,
 ) -> None:
-    try:
-        person = deps.identify(user_id)
-        assert person.entra_id is not None
-        eligible = deps.pim_reads.list_eligible_roles(person.entra_id)
-        active = deps.pim_reads.list_active_assignments(person.entra_id)
-        rules = {e.role.role_definition_id: deps.ports.rules.rules_for(e.role) for e in eligible}
-        selected = selected_role_id or match_role(eligible, role_query)
-        form = request_modal(eligible, active, rules, selected, requester_slack_id=user_id)
-    except PimbotError as exc:
-        form = notice_modal("Request a PIM role", exc.user_message)
+    """Replace the open modal with the form, or with a notice saying why not (never left
+    loading)."""
+    run_after_ack(
+        deps,
+        client,
+        user_id,
+        lambda person: fill_request_modal(
+            client,
+            deps,
+            person,
+            view=view,
+            role_query=role_query,
+            selected_role_id=selected_role_id,
+        ),
+        surface=Modal(view["id"], REQUEST_TITLE),
+    )
+
+
+def fill_request_modal(
+    client: WebClient,
+    deps: SlackDeps,
+    person: Person,
+    *,
+    view: dict[str, Any],
+    role_query: str = "",
+    selected_role_id: str | None = None,
+) -> None:
+    assert person.entra_id is not None
+    eligible = deps.pim_reads.list_eligible_roles(person.entra_id)
+    active = deps.pim_reads.list_active_assignments(person.entra_id)
+    rules = {e.role.role_definition_id: deps.ports.rules.rules_for(e.role) for e in eligible}
+    selected = selected_role_id or match_role(eligible, role_query)
+    form = request_modal(eligible, active, rules, selected, requester_slack_id=person.slack_user)
     client.views_update(view_id=view["id"], view=form)
 
 
@@ -58,41 +82,39 @@ def open_extend_modal(
 ) -> None:
     view = client.views_open(
         trigger_id=trigger_id,
-        view=loading_modal("Extend role", "Checking how much longer PIM allows…"),
+        view=loading_modal(EXTEND_TITLE, "Checking how much longer PIM allows…"),
     )["view"]
-    deps.later(
-        lambda: fill_extend_modal(client, deps, view=view, request_id=request_id, user_id=user_id)
+    run_after_ack(
+        deps,
+        client,
+        user_id,
+        lambda person: fill_extend_modal(client, deps, person, view=view, request_id=request_id),
+        surface=Modal(view["id"], EXTEND_TITLE),
     )
 
 
 def fill_extend_modal(
-    client: WebClient, deps: SlackDeps, *, view: dict[str, Any], request_id: str, user_id: str
+    client: WebClient, deps: SlackDeps, person: Person, *, view: dict[str, Any], request_id: str
 ) -> None:
-    try:
-        person = deps.identify(user_id)
-        request = open_for_extension(request_id, person, ports=deps.ports)
-        rules = deps.ports.rules.rules_for(request.role)
-        left = (request.ends_at - deps.ports.clock.now()) if request.ends_at else timedelta(0)
-        profile = deps.directory.user_profile(user_id)
-        approved_by_people = bool(request.approvals())
-        form = extend_modal(
-            request,
-            rules.max_duration - left,
-            tz_name=profile.tz if profile else None,
-            # Said up front when even the shortest extension would go to the approvers.
-            needs_approval=extension_needs_approval(
-                rules,
-                approved_by_people=approved_by_people,
-                total=(request.active_total or timedelta(0)) + MIN_DURATION,
-            ),
-            self_extension_up_to=(
-                rules.self_extension_up_to
-                if approved_by_people or rules.approval_required
-                else None
-            ),
-        )
-    except PimbotError as exc:
-        form = notice_modal("Extend role", exc.user_message)
+    request = open_for_extension(request_id, person, ports=deps.ports)
+    rules = deps.ports.rules.rules_for(request.role)
+    left = (request.ends_at - deps.ports.clock.now()) if request.ends_at else timedelta(0)
+    profile = deps.directory.user_profile(person.slack_user)
+    approved_by_people = bool(request.approvals())
+    form = extend_modal(
+        request,
+        rules.max_duration - left,
+        tz_name=profile.tz if profile else None,
+        # Said up front when even the shortest extension would go to the approvers.
+        needs_approval=extension_needs_approval(
+            rules,
+            approved_by_people=approved_by_people,
+            total=(request.active_total or timedelta(0)) + MIN_DURATION,
+        ),
+        self_extension_up_to=(
+            rules.self_extension_up_to if approved_by_people or rules.approval_required else None
+        ),
+    )
     client.views_update(view_id=view["id"], view=form)
 
 

@@ -16,9 +16,10 @@ from bot.services import (
     extend_request,
     store_request,
 )
+from handlers.after_ack import Reply, bind, run_after_ack
 from handlers.blocks import notice_modal
 from handlers.context import SlackDeps
-from handlers.errors import explain, tell_user
+from handlers.errors import explain
 from handlers.forms import (
     parse_deny_reason,
     parse_extend_form,
@@ -30,92 +31,109 @@ from handlers.ids import BlockId, CallbackId
 
 
 def register(app: App, deps: SlackDeps) -> None:
-    def handle_request_modal_submission(
-        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
-    ) -> None:
-        values = state_values(view)
-        form = parse_request_form(values)
-        if isinstance(form, dict):
-            ack(response_action="errors", errors=form)
-            return
-        try:
-            person = deps.identify(body["user"]["id"])
-            checked = check_request(form, person, ports=deps.ports)
-        except ValidationFailed as exc:
-            ack(response_action="errors", errors=on_inputs(exc.field_errors, values))
-            return
-        except PimbotError as exc:
-            ack(response_action="update", view=notice_modal("Request a PIM role", explain(exc)))
-            return
-        ack()
+    bind(
+        deps,
+        [
+            (app.view, CallbackId.REQUEST_MODAL, handle_request_modal_submission),
+            (app.view, CallbackId.DENY_REASON_MODAL, handle_deny_submission),
+            (app.view, CallbackId.DENY_EXTENSION_MODAL, handle_deny_extension_submission),
+            (app.view, CallbackId.EXTEND_MODAL, handle_extend_submission),
+        ],
+    )
 
-        def store() -> None:
-            try:
-                store_request(checked, ports=deps.ports)
-            except Exception as exc:  # e.g. a second request raced in; the form is closed
-                # Never silently: the person hears what happened (or a reference to quote).
-                tell_user(client, body, explain(exc))
 
-        deps.later(store)
+def handle_request_modal_submission(
+    deps: SlackDeps, ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+) -> None:
+    values = state_values(view)
+    form = parse_request_form(values)
+    if isinstance(form, dict):
+        ack(response_action="errors", errors=form)
+        return
+    try:
+        person = deps.identify(body["user"]["id"])
+        checked = check_request(form, person, ports=deps.ports)
+    except ValidationFailed as exc:
+        ack(response_action="errors", errors=on_inputs(exc.field_errors, values))
+        return
+    except PimbotError as exc:
+        ack(response_action="update", view=notice_modal("Request a PIM role", explain(exc)))
+        return
+    ack()
+    # The form is closed now: e.g. a second request racing in is told by reply (or DM).
+    run_after_ack(
+        deps,
+        client,
+        body["user"]["id"],
+        lambda _person: store_request(checked, ports=deps.ports),
+        surface=Reply(body),
+        identified=person,
+    )
 
-    def denial_handler(deny: Callable[..., object]) -> Callable[..., None]:
-        """Denying a request and denying an extension: same form, different use case."""
 
-        def handle_denial_submission(
-            ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
-        ) -> None:
-            reason = parse_deny_reason(state_values(view))
-            if isinstance(reason, dict):
-                ack(response_action="errors", errors=reason)
-                return
-            request_id = _metadata_request_id(ack, view)
-            if request_id is None:
-                return
-            ack()
+def handle_deny_submission(
+    deps: SlackDeps, ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+) -> None:
+    _deny(deps, ack, body, view, client, deny_request)
 
-            def decide() -> None:
-                try:
-                    person = deps.identify(body["user"]["id"])
-                    deny(request_id, person, reason, ports=deps.ports)
-                except Exception as exc:
-                    tell_user(client, body, explain(exc))
 
-            deps.later(decide)
+def handle_deny_extension_submission(
+    deps: SlackDeps, ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+) -> None:
+    _deny(deps, ack, body, view, client, deny_extension)
 
-        return handle_denial_submission
 
-    def handle_extend_submission(
-        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
-    ) -> None:
-        form = parse_extend_form(state_values(view))
-        if isinstance(form, dict):
-            ack(response_action="errors", errors=form)
-            return
-        request_id = _metadata_request_id(ack, view)
-        if request_id is None:
-            return
-        ack()
+def _deny(
+    deps: SlackDeps,
+    ack: Ack,
+    body: dict[str, Any],
+    view: dict[str, Any],
+    client: WebClient,
+    deny: Callable[..., object],
+) -> None:
+    """Denying a request and denying an extension: same form, different use case."""
+    reason = parse_deny_reason(state_values(view))
+    if isinstance(reason, dict):
+        ack(response_action="errors", errors=reason)
+        return
+    request_id = _metadata_request_id(ack, view)
+    if request_id is None:
+        return
+    ack()
+    run_after_ack(
+        deps,
+        client,
+        body["user"]["id"],
+        lambda person: deny(request_id, person, reason, ports=deps.ports),
+        surface=Reply(body),
+    )
 
-        def extend() -> None:
-            try:
-                person = deps.identify(body["user"]["id"])
-                extend_request(
-                    request_id,
-                    person,
-                    form.extra,
-                    ports=deps.ports,
-                    reason=form.reason,
-                    key=view.get("id") or None,  # one submission of one form extends once
-                )
-            except Exception as exc:
-                tell_user(client, body, explain(exc))
 
-        deps.later(extend)
-
-    app.view(CallbackId.REQUEST_MODAL.value)(handle_request_modal_submission)
-    app.view(CallbackId.DENY_REASON_MODAL.value)(denial_handler(deny_request))
-    app.view(CallbackId.DENY_EXTENSION_MODAL.value)(denial_handler(deny_extension))
-    app.view(CallbackId.EXTEND_MODAL.value)(handle_extend_submission)
+def handle_extend_submission(
+    deps: SlackDeps, ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+) -> None:
+    form = parse_extend_form(state_values(view))
+    if isinstance(form, dict):
+        ack(response_action="errors", errors=form)
+        return
+    request_id = _metadata_request_id(ack, view)
+    if request_id is None:
+        return
+    ack()
+    run_after_ack(
+        deps,
+        client,
+        body["user"]["id"],
+        lambda person: extend_request(
+            request_id,
+            person,
+            form.extra,
+            ports=deps.ports,
+            reason=form.reason,
+            key=view.get("id") or None,  # one submission of one form extends once
+        ),
+        surface=Reply(body),
+    )
 
 
 def _metadata_request_id(ack: Ack, view: dict[str, Any]) -> str | None:

@@ -33,17 +33,27 @@ SCOPE_OF = {
 
 
 def _calls(attribute_owner: str) -> set[tuple[str, str]]:
-    """(method, first string argument) for every ``<owner>.<method>(...)`` call in the code."""
+    """(method, first string argument) for every ``<owner>.<method>(...)`` call in the code,
+    and every listener binding ``(<owner>.<method>, key, listener)`` (``handlers.after_ack``)."""
     found = set()
     for path in SOURCES:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-                owner = node.func.value
-                name = owner.id if isinstance(owner, ast.Name) else getattr(owner, "attr", "")
-                if name == attribute_owner:
-                    first = node.args[0] if node.args else None
-                    value = first.value if isinstance(first, ast.Constant) else ""
-                    found.add((node.func.attr, str(value)))
+                method, args = node.func, node.args
+            elif (
+                isinstance(node, ast.Tuple)
+                and len(node.elts) == 3
+                and isinstance(node.elts[0], ast.Attribute)
+            ):
+                method, args = node.elts[0], node.elts[1:2]
+            else:
+                continue
+            owner = method.value
+            name = owner.id if isinstance(owner, ast.Name) else getattr(owner, "attr", "")
+            if name == attribute_owner:
+                first = args[0] if args else None
+                value = first.value if isinstance(first, ast.Constant) else ""
+                found.add((method.attr, str(value)))
     return found
 
 

@@ -8,8 +8,8 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.errors import PimbotError
-from bot.services import (
+from bot.domain.errors import PimbotError
+from bot.use_cases.services import (
     acknowledge_break_glass,
     approve_extension,
     approve_request,

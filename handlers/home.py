@@ -7,8 +7,8 @@ from typing import Any
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot.errors import PimbotError
-from bot.services import list_my_requests, list_pending_for_approver
+from bot.domain.errors import PimbotError
+from bot.use_cases.services import list_my_requests, list_pending_for_approver
 from handlers.blocks import home_view, notice_modal
 from handlers.context import SlackDeps
 from handlers.errors import explain

@@ -12,10 +12,10 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.errors import PimbotError
-from bot.ports import EligibleRole
-from bot.rules import MIN_DURATION, extension_needs_approval
-from bot.services import open_for_extension
+from bot.domain.errors import PimbotError
+from bot.domain.ports import EligibleRole
+from bot.domain.rules import MIN_DURATION, extension_needs_approval
+from bot.use_cases.services import open_for_extension
 from handlers.blocks import extend_modal, loading_modal, notice_modal, request_modal
 from handlers.context import SlackDeps
 

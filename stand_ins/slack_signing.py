@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from bot.stand_ins.fake_slack import APP_ID, TEAM_ID, FakeSlack, SlackMessage
+from stand_ins.fake_slack import APP_ID, TEAM_ID, FakeSlack, SlackMessage
 
 JSON = dict[str, Any]
 STALE_AFTER = 5 * 60  # Bolt refuses timestamps more than five minutes off

@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.elevation import (
+from bot.domain.elevation import (
     LIVE_STATUSES,
     ApprovalDecision,
     AuditEntry,
@@ -22,8 +22,8 @@ from bot.elevation import (
     RoleRef,
     Ticket,
 )
-from bot.errors import ConcurrentUpdate, LinkConflict, LiveRequestExists
-from bot.ports import DueWork, Event, IdentityLink, PendingNotification, PostedMessage
+from bot.domain.errors import ConcurrentUpdate, LinkConflict, LiveRequestExists
+from bot.domain.ports import DueWork, Event, IdentityLink, PendingNotification, PostedMessage
 from storage.audit_chain import (
     GENESIS,
     ChainedFields,

@@ -1,4 +1,4 @@
-"""The ``pimbot`` command line. Each command builds what it needs through ``bot.runtime``."""
+"""The ``pimbot`` command line. Each command builds what it needs through ``bot.app.runtime``."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import click
 
-from bot.errors import ConfigurationError, PimbotError
-from bot.settings import Settings, redact_url
+from bot.app.settings import Settings, redact_url
+from bot.domain.errors import ConfigurationError, PimbotError
 
 if TYPE_CHECKING:
     from storage.repository import AuditRecord
@@ -58,8 +58,8 @@ def main() -> None:
 @_explain_errors
 def run(port: int | None) -> None:
     """Run the Slack bot (Socket Mode when SLACK_APP_TOKEN is set, else HTTP) until SIGTERM."""
-    from bot.logs import configure_logging
-    from bot.runtime import build_slack_runtime, run_until_stopped
+    from bot.app.logs import configure_logging
+    from bot.app.runtime import build_slack_runtime, run_until_stopped
 
     settings = load_settings()
     problems = settings.problems_for_run()
@@ -83,7 +83,7 @@ def run(port: int | None) -> None:
 @_explain_errors
 def demo() -> None:
     """Show pimbot's whole job against local stand-ins (no Slack or Azure account needed)."""
-    from bot.demo import run_demo
+    from bot.app.demo import run_demo
 
     sys.exit(run_demo())
 
@@ -92,7 +92,7 @@ def demo() -> None:
 @_explain_errors
 def doctor() -> None:
     """Check a real configuration and say exactly what to fix."""
-    from bot.doctor import diagnose, summary
+    from bot.app.doctor import diagnose, summary
 
     settings = load_settings()  # invalid settings: every problem listed, exit 2
     findings = []
@@ -119,7 +119,7 @@ def db() -> None:
 @_explain_errors
 def db_upgrade() -> None:
     """Create or migrate the database schema to the latest version."""
-    from bot.runtime import upgrade_database
+    from bot.app.runtime import upgrade_database
 
     settings = load_settings()
     revision = upgrade_database(settings)
@@ -144,7 +144,7 @@ def db_upgrade() -> None:
 @_explain_errors
 def emulator(tenant_file: Path | None, host: str, port: int, ca_file: Path | None) -> None:
     """Run the local Microsoft Graph PIM + Entra token emulator over HTTPS."""
-    from bot.stand_ins.graph_emulator import run_emulator
+    from stand_ins.graph_emulator import run_emulator
 
     run_emulator(tenant_file=tenant_file, host=host, port=port, ca_path=ca_file)
 
@@ -168,7 +168,7 @@ class _When(click.ParamType[datetime]):
     ) -> datetime:
         from datetime import UTC
 
-        from bot.durations import parse_duration
+        from bot.domain.durations import parse_duration
 
         if isinstance(value, datetime):
             return value
@@ -258,7 +258,7 @@ def audit_show(
     In CSV, a cell that a spreadsheet would run as a formula (starting with = + - @) is
     prefixed with a single quote.
     """
-    from bot.runtime import read_audit
+    from bot.app.runtime import read_audit
     from storage.repository import AuditQuery
 
     if request_id and request_option and request_id != request_option:
@@ -310,7 +310,7 @@ def _csv_cell(value: object) -> object:
 @_explain_errors
 def audit_verify() -> None:
     """Check the audit trail's hash chain: exit 0 if intact, 1 naming the first bad entry."""
-    from bot.runtime import verify_audit
+    from bot.app.runtime import verify_audit
 
     report = verify_audit(load_settings())
     if report.intact:
@@ -327,7 +327,7 @@ def audit_verify() -> None:
 @_explain_errors
 def link(slack_team: str, slack_user: str, entra_object_id: str) -> None:
     """Link a Slack user (team or enterprise ID, user ID) to an Entra object ID."""
-    from bot.runtime import link_identity
+    from bot.app.runtime import link_identity
 
     link_identity(load_settings(), slack_team, slack_user, entra_object_id)
     click.echo(f"linked {slack_team}/{slack_user} → {entra_object_id}")

@@ -15,9 +15,9 @@ from datetime import timedelta
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from bot.elevation import ElevationRequest, RequestStatus
-from bot.logs import log_context
-from bot.ports import DueWork, Event, Notifier
+from bot.app.logs import log_context
+from bot.domain.elevation import ElevationRequest, RequestStatus
+from bot.domain.ports import DueWork, Event, Notifier
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class MetricsNotifier:
 
 
 class GraphMetrics:
-    """``bot.graph.transport.GraphObserver``: every attempt, retry and throttle."""
+    """``bot.adapters.graph.transport.GraphObserver``: every attempt, retry and throttle."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
@@ -139,7 +139,7 @@ class SlackMetrics:
 
 
 class SweepMetrics:
-    """``bot.scheduler.SweepObserver``."""
+    """``bot.app.scheduler.SweepObserver``."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.lag = Gauge(

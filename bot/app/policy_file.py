@@ -1,6 +1,6 @@
 """The operator's policy file (YAML): who approves which role, where cards go, what to tighten.
 
-It can only make PIM's own settings stricter (see ``bot.rules.effective_rules``). Loading
+It can only make PIM's own settings stricter (see ``bot.domain.rules.effective_rules``). Loading
 checks everything at once and raises one ``ConfigurationError`` naming file, key and problem.
 An example with every key explained lives in ``policy.example.yaml`` at the repository root.
 """
@@ -16,10 +16,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from bot.durations import parse_duration
-from bot.elevation import RoleRef
-from bot.errors import ConfigurationError
-from bot.rules import (
+from bot.domain.durations import parse_duration
+from bot.domain.elevation import RoleRef
+from bot.domain.errors import ConfigurationError
+from bot.domain.rules import (
     PIM_MAX_ACTIVATION,
     ApprovalMode,
     ApproverKind,

@@ -23,20 +23,20 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.approvers import DirectoryApproverResolver
-from bot.catalog import CachedRulesSource, ReadCachingPimClient
-from bot.clock import SystemClock
-from bot.elevation import AuditEntry
-from bot.errors import ConfigurationError
-from bot.graph import build_pim_client
-from bot.identity import EntraAccounts, Installation, identify
-from bot.logs import keep_request_bodies_out_of_logs
-from bot.metrics import Metrics, MetricsNotifier
-from bot.policy_file import PolicyFile, load_policy_file
-from bot.ports import Clock, IdentityLink, PimClient
-from bot.scheduler import Sweeper, build_scheduler
-from bot.services import Ports
-from bot.settings import Settings, redact_url
+from bot.adapters.graph import build_pim_client
+from bot.app.clock import SystemClock
+from bot.app.logs import keep_request_bodies_out_of_logs
+from bot.app.metrics import Metrics, MetricsNotifier
+from bot.app.policy_file import PolicyFile, load_policy_file
+from bot.app.scheduler import Sweeper, build_scheduler
+from bot.app.settings import Settings, redact_url
+from bot.domain.elevation import AuditEntry
+from bot.domain.errors import ConfigurationError
+from bot.domain.ports import Clock, IdentityLink, PimClient
+from bot.use_cases.approvers import DirectoryApproverResolver
+from bot.use_cases.catalog import CachedRulesSource, ReadCachingPimClient
+from bot.use_cases.identity import EntraAccounts, Installation, identify
+from bot.use_cases.services import Ports
 from handlers import register_handlers
 from handlers.context import SlackDeps
 from handlers.directory import SlackWebDirectory
@@ -214,7 +214,7 @@ def build_web_client(settings: Settings) -> WebClient:
     # What Slack's clients trust (this WebClient and the Socket Mode websocket, which reuses
     # its SSL context): PIMBOT_CA_BUNDLE alone when set; otherwise Python's default context,
     # the OS store, which OpenSSL lets SSL_CERT_FILE / SSL_CERT_DIR replace. Graph and msal
-    # trust differently when PIMBOT_CA_BUNDLE is unset: see bot.graph.transport.tls_context.
+    # trust differently when PIMBOT_CA_BUNDLE is unset: see adapters.graph.transport.tls_context.
     context = ssl.create_default_context(
         cafile=str(settings.ca_bundle) if settings.ca_bundle else None
     )

@@ -20,11 +20,11 @@ from typing import Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from bot.elevation import ElevationRequest
-from bot.logs import log_context, new_correlation_id
-from bot.ports import DueWork
-from bot.services import Ports, deliver, load_request, nudge_break_glass_review
-from bot.timers import (
+from bot.app.logs import log_context, new_correlation_id
+from bot.domain.elevation import ElevationRequest
+from bot.domain.ports import DueWork
+from bot.use_cases.services import Ports, deliver, load_request, nudge_break_glass_review
+from bot.use_cases.timers import (
     nudge_approvers,
     reconcile_approved,
     remind_before_expiry,

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from bot.durations import parse_duration
-from bot.errors import ConfigurationError
-from bot.rules import Mode
+from bot.domain.durations import parse_duration
+from bot.domain.errors import ConfigurationError
+from bot.domain.rules import Mode
 
 # environment variable -> field name
 ENV_NAMES: dict[str, str] = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.elevation import ElevationRequest, Person
-from bot.errors import NotAuthorized
+from bot.domain.elevation import ElevationRequest, Person
+from bot.domain.errors import NotAuthorized
 
 
 @dataclass(frozen=True)

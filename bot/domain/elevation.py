@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from bot.errors import AlreadyDecided, InvalidTransition, NotAuthorized
+from bot.domain.errors import AlreadyDecided, InvalidTransition, NotAuthorized
 
 
 class RequestStatus(StrEnum):
@@ -134,7 +134,7 @@ class Person:
     slack_user: str
     entra_id: str | None = None
     display_name: str | None = None
-    # Known at click time only (bot.identity), never stored: an Entra guest (userType Guest)
+    # Known at click time only (use_cases.identity), never stored: an Entra guest (userType Guest)
     # and how the Slack account was linked ("email" | "operator" | "signin").
     guest: bool = field(default=False, compare=False)
     linked_by: str | None = field(default=None, compare=False)

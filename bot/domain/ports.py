@@ -1,7 +1,7 @@
 """The ports the use cases talk through, in domain language.
 
 Only domain values cross these: no httpx, Graph JSON, Slack payloads or SQLAlchemy sessions.
-Real adapters live in ``bot.graph`` (PIM), ``handlers.notifier`` (Slack) and ``storage``;
+Real adapters live in ``bot.adapters.graph`` (PIM), ``handlers.notifier`` (Slack) and ``storage``;
 the tests have fakes for each.
 """
 
@@ -14,10 +14,12 @@ from enum import StrEnum
 from types import TracebackType
 from typing import Protocol, Self
 
-from bot.authority import ApproverSet
-from bot.elevation import AuditEntry, ElevationRequest, Person, RoleRef, Ticket
-from bot.elevation import Event as Event  # re-exported: the domain records events, ports carry them
-from bot.rules import ApproverSpec, EffectiveRules, RoleSettings
+from bot.domain.authority import ApproverSet
+from bot.domain.elevation import AuditEntry, ElevationRequest, Person, RoleRef, Ticket
+from bot.domain.elevation import (
+    Event as Event,  # re-exported: the domain records events, ports carry them
+)
+from bot.domain.rules import ApproverSpec, EffectiveRules, RoleSettings
 
 
 class Clock(Protocol):

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from bot.durations import humanize
-from bot.elevation import RoleRef
+from bot.domain.durations import humanize
+from bot.domain.elevation import RoleRef
 
 PIM_MAX_ACTIVATION = timedelta(hours=24)
 # PIM refuses to end an activation in its first five minutes, so shorter ones make no sense.

@@ -9,9 +9,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 
-from bot.authority import ApproverSet
-from bot.ports import Clock, DirectoryUser, PimClient, SlackDirectory
-from bot.rules import ApproverKind, ApproverLink, ApproverSpec, EffectiveRules
+from bot.domain.authority import ApproverSet
+from bot.domain.ports import Clock, DirectoryUser, PimClient, SlackDirectory
+from bot.domain.rules import ApproverKind, ApproverLink, ApproverSpec, EffectiveRules
 
 MEMBERSHIP_TTL = timedelta(seconds=60)
 

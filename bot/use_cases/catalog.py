@@ -7,9 +7,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from bot.elevation import RoleRef, Ticket
-from bot.policy_file import PolicyFile
-from bot.ports import (
+from bot.app.policy_file import PolicyFile
+from bot.domain.elevation import RoleRef, Ticket
+from bot.domain.ports import (
     ActivationRequest,
     ActivationResult,
     ActiveAssignment,
@@ -18,7 +18,7 @@ from bot.ports import (
     EligibleRole,
     PimClient,
 )
-from bot.rules import EffectiveRules, RoleSettings, effective_rules
+from bot.domain.rules import EffectiveRules, RoleSettings, effective_rules
 
 # Role settings change rarely and every modal, click and sweep needs them: a short cache saves
 # Graph calls without letting a tightened PIM setting go unnoticed for long.

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn
 
-from bot.elevation import AuditEntry, Person
-from bot.errors import IdentityError, LinkConflict
-from bot.ports import (
+from bot.domain.elevation import AuditEntry, Person
+from bot.domain.errors import IdentityError, LinkConflict
+from bot.domain.ports import (
     Clock,
     DirectoryUser,
     IdentityLink,

@@ -13,11 +13,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.authority import check_is_requester, check_may_decide, is_same_person
-from bot.durations import humanize
-from bot.elevation import Action as LifecycleAction
-from bot.elevation import ElevationRequest, Person, RequestStatus, RoleRef, Ticket, next_status
-from bot.errors import (
+from bot.domain.authority import check_is_requester, check_may_decide, is_same_person
+from bot.domain.durations import humanize
+from bot.domain.elevation import Action as LifecycleAction
+from bot.domain.elevation import (
+    ElevationRequest,
+    Person,
+    RequestStatus,
+    RoleRef,
+    Ticket,
+    next_status,
+)
+from bot.domain.errors import (
     ActiveDurationTooShort,
     AssignmentExists,
     AssignmentNotFound,
@@ -32,7 +39,7 @@ from bot.errors import (
     RequestNotFound,
     ValidationFailed,
 )
-from bot.ports import (
+from bot.domain.ports import (
     ActivationRequest,
     ActivationResult,
     ApproverResolver,
@@ -44,7 +51,7 @@ from bot.ports import (
     RulesSource,
     UnitOfWork,
 )
-from bot.rules import (
+from bot.domain.rules import (
     DURATION,
     JUSTIFICATION_WHO_ROOM,
     PIM_JUSTIFICATION_LIMIT,

@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from bot.elevation import ElevationRequest, RequestStatus
-from bot.errors import PimUnavailable
-from bot.ports import ActivationResult, ActiveAssignment
-from bot.services import (
+from bot.domain.elevation import ElevationRequest, RequestStatus
+from bot.domain.errors import PimUnavailable
+from bot.domain.ports import ActivationResult, ActiveAssignment
+from bot.use_cases.services import (
     Ports,
     activate_request,
     change_request,

@@ -28,10 +28,10 @@ Run-time controls over HTTP (no authentication; the server listens on loopback b
 ``GET {url}/_emulator/state``: emulator time, Graph request count, active assignments, requests.
 """
 
-from bot.stand_ins.graph_emulator.faults import Faults
-from bot.stand_ins.graph_emulator.runner import run_emulator
-from bot.stand_ins.graph_emulator.server import GraphEmulator
-from bot.stand_ins.graph_emulator.tenant import (
+from stand_ins.graph_emulator.faults import Faults
+from stand_ins.graph_emulator.runner import run_emulator
+from stand_ins.graph_emulator.server import GraphEmulator
+from stand_ins.graph_emulator.tenant import (
     Tenant,
     TenantFileError,
     default_tenant,

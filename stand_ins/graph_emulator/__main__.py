@@ -1,11 +1,11 @@
-"""``python -m bot.stand_ins.graph_emulator [--tenant FILE] [--host H] [--port P] ...``."""
+"""``python -m stand_ins.graph_emulator [--tenant FILE] [--host H] [--port P] ...``."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from bot.stand_ins.graph_emulator.runner import run_emulator
+from stand_ins.graph_emulator.runner import run_emulator
 
 
 def main() -> None:

@@ -10,19 +10,19 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Request, Response
 
-from bot.stand_ins.graph_emulator.clock import EmulatorClock
-from bot.stand_ins.graph_emulator.errors import (
+from stand_ins.graph_emulator.clock import EmulatorClock
+from stand_ins.graph_emulator.errors import (
     DropConnection,
     GraphError,
     error_response,
     json_response,
 )
-from bot.stand_ins.graph_emulator.faults import FaultDecision, Faults
-from bot.stand_ins.graph_emulator.graph import GraphApi
-from bot.stand_ins.graph_emulator.isotime import format_instant
-from bot.stand_ins.graph_emulator.pim import PimState
-from bot.stand_ins.graph_emulator.sts_errors import StsError, sts_error_response
-from bot.stand_ins.graph_emulator.token import SecurityTokenService
+from stand_ins.graph_emulator.faults import FaultDecision, Faults
+from stand_ins.graph_emulator.graph import GraphApi
+from stand_ins.graph_emulator.isotime import format_instant
+from stand_ins.graph_emulator.pim import PimState
+from stand_ins.graph_emulator.sts_errors import StsError, sts_error_response
+from stand_ins.graph_emulator.token import SecurityTokenService
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment

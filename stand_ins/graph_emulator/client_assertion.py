@@ -10,9 +10,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bot.stand_ins.graph_emulator import jws
-from bot.stand_ins.graph_emulator.sts_errors import invalid_client
-from bot.stand_ins.graph_emulator.tenant import App
+from stand_ins.graph_emulator import jws
+from stand_ins.graph_emulator.sts_errors import invalid_client
+from stand_ins.graph_emulator.tenant import App
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 CLOCK_SKEW = 300  # seconds Entra tolerates on assertion times

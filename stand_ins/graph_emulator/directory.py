@@ -6,14 +6,14 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from bot.stand_ins.graph_emulator.errors import bad_request, not_found
-from bot.stand_ins.graph_emulator.odata_responses import (
+from stand_ins.graph_emulator.errors import bad_request, not_found
+from stand_ins.graph_emulator.odata_responses import (
     GraphCall,
     apply_filter,
     collection,
     entity,
 )
-from bot.stand_ins.graph_emulator.tenant import Group, Tenant, User
+from stand_ins.graph_emulator.tenant import Group, Tenant, User
 
 # Properties Graph returns for a user when $select is not given (user-get docs).
 _DEFAULT_USER_PROPERTIES = (

@@ -13,11 +13,11 @@ import urllib.parse
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.stand_ins.graph_emulator.errors import GraphError
-from bot.stand_ins.graph_emulator.faults import PolicyMessageFormat
-from bot.stand_ins.graph_emulator.schedule_requests import ScheduleRequest
-from bot.stand_ins.graph_emulator.tenant import Role
-from bot.stand_ins.graph_emulator.token import Caller
+from stand_ins.graph_emulator.errors import GraphError
+from stand_ins.graph_emulator.faults import PolicyMessageFormat
+from stand_ins.graph_emulator.schedule_requests import ScheduleRequest
+from stand_ins.graph_emulator.tenant import Role
+from stand_ins.graph_emulator.token import Caller
 
 # PIM refuses to end an activation in its first five minutes.
 MINIMUM_ACTIVE_DURATION = timedelta(minutes=5)

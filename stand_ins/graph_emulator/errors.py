@@ -9,7 +9,7 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from bot.stand_ins.graph_emulator.isotime import format_instant
+from stand_ins.graph_emulator.isotime import format_instant
 
 
 class DropConnection(ConnectionAbortedError):

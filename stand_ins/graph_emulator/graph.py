@@ -9,13 +9,13 @@ from functools import partial
 
 from werkzeug.wrappers import Request, Response
 
-from bot.stand_ins.graph_emulator import directory, role_management
-from bot.stand_ins.graph_emulator.errors import GraphError, bad_request
-from bot.stand_ins.graph_emulator.faults import Faults
-from bot.stand_ins.graph_emulator.odata_responses import GraphCall
-from bot.stand_ins.graph_emulator.pim import PimState
-from bot.stand_ins.graph_emulator.tenant import Tenant
-from bot.stand_ins.graph_emulator.token import SecurityTokenService
+from stand_ins.graph_emulator import directory, role_management
+from stand_ins.graph_emulator.errors import GraphError, bad_request
+from stand_ins.graph_emulator.faults import Faults
+from stand_ins.graph_emulator.odata_responses import GraphCall
+from stand_ins.graph_emulator.pim import PimState
+from stand_ins.graph_emulator.tenant import Tenant
+from stand_ins.graph_emulator.token import SecurityTokenService
 
 _RM_READ = {
     "RoleManagement.Read.Directory",

@@ -11,10 +11,10 @@ from urllib.parse import quote, urlencode
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Request, Response
 
-from bot.stand_ins.graph_emulator.errors import bad_request, json_response
-from bot.stand_ins.graph_emulator.odata import FilterSyntaxError, matches, parse_filter
-from bot.stand_ins.graph_emulator.tenant import Tenant
-from bot.stand_ins.graph_emulator.token import Caller
+from stand_ins.graph_emulator.errors import bad_request, json_response
+from stand_ins.graph_emulator.odata import FilterSyntaxError, matches, parse_filter
+from stand_ins.graph_emulator.tenant import Tenant
+from stand_ins.graph_emulator.token import Caller
 
 MAX_PAGE_SIZE = 999
 

@@ -11,14 +11,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from bot.stand_ins.graph_emulator import enforcement as rules
-from bot.stand_ins.graph_emulator.clock import EmulatorClock
-from bot.stand_ins.graph_emulator.errors import GraphError, bad_request, not_found
-from bot.stand_ins.graph_emulator.faults import Faults
-from bot.stand_ins.graph_emulator.schedule_requests import ScheduleRequest, parse_request_body
-from bot.stand_ins.graph_emulator.schedules import Assignment, Eligibility, instance_id
-from bot.stand_ins.graph_emulator.tenant import Grant, Role, Tenant
-from bot.stand_ins.graph_emulator.token import Caller
+from stand_ins.graph_emulator import enforcement as rules
+from stand_ins.graph_emulator.clock import EmulatorClock
+from stand_ins.graph_emulator.errors import GraphError, bad_request, not_found
+from stand_ins.graph_emulator.faults import Faults
+from stand_ins.graph_emulator.schedule_requests import ScheduleRequest, parse_request_body
+from stand_ins.graph_emulator.schedules import Assignment, Eligibility, instance_id
+from stand_ins.graph_emulator.tenant import Grant, Role, Tenant
+from stand_ins.graph_emulator.token import Caller
 
 _CANCELABLE = ("Granted", "PendingApproval", "PendingApprovalProvisioning")
 

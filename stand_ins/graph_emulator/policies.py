@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from bot.stand_ins.graph_emulator.tenant import Role, Tenant
+from stand_ins.graph_emulator.tenant import Role, Tenant
 
 _TYPE = "#microsoft.graph.unifiedRoleManagementPolicy"
 _RECIPIENTS = ("Admin", "Requestor", "Approver")

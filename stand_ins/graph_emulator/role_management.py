@@ -7,20 +7,20 @@ from typing import Any
 from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Response
 
-from bot.stand_ins.graph_emulator.directory import directory_object
-from bot.stand_ins.graph_emulator.errors import DropConnection, bad_request, not_found
-from bot.stand_ins.graph_emulator.faults import Faults
-from bot.stand_ins.graph_emulator.odata import FilterSyntaxError, equalities, parse_filter
-from bot.stand_ins.graph_emulator.odata_responses import (
+from stand_ins.graph_emulator.directory import directory_object
+from stand_ins.graph_emulator.errors import DropConnection, bad_request, not_found
+from stand_ins.graph_emulator.faults import Faults
+from stand_ins.graph_emulator.odata import FilterSyntaxError, equalities, parse_filter
+from stand_ins.graph_emulator.odata_responses import (
     GraphCall,
     apply_filter,
     check_expand,
     collection,
     entity,
 )
-from bot.stand_ins.graph_emulator.pim import PimState
-from bot.stand_ins.graph_emulator.policies import policy_assignment, policy_id, policy_rules
-from bot.stand_ins.graph_emulator.tenant import Role
+from stand_ins.graph_emulator.pim import PimState
+from stand_ins.graph_emulator.policies import policy_assignment, policy_id, policy_rules
+from stand_ins.graph_emulator.tenant import Role
 
 _DIRECTORY = "roleManagement/directory"
 _EXPANDABLE = {"roleDefinition": "", "principal": "", "directoryScope": "", "appScope": ""}

@@ -10,9 +10,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.stand_ins.graph_emulator.faults import Faults
-from bot.stand_ins.graph_emulator.server import GraphEmulator
-from bot.stand_ins.graph_emulator.tenant import default_tenant, load_tenant
+from stand_ins.graph_emulator.faults import Faults
+from stand_ins.graph_emulator.server import GraphEmulator
+from stand_ins.graph_emulator.tenant import default_tenant, load_tenant
 
 
 def environment_block(env: Mapping[str, str]) -> str:
@@ -33,7 +33,7 @@ def run_emulator(
 ) -> None:
     """Serve until Ctrl-C or SIGTERM (or until ``stop`` is set), after printing the env block.
 
-    tenant_file: YAML fixture (see bot/stand_ins/demo_tenant.yaml); None = the demo tenant.
+    tenant_file: YAML fixture (see stand_ins/demo_tenant.yaml); None = the demo tenant.
     host, port: where to listen (port 0 picks a free one); the URL printed says which.
     ca_path: where to write the CA certificate clients must trust; None = a temporary file.
     faults: initial fault knobs, a Faults or the JSON settings of ``POST /_emulator/faults``.

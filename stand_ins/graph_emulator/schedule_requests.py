@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.stand_ins.graph_emulator.errors import bad_request
-from bot.stand_ins.graph_emulator.isotime import format_instant, parse_duration, parse_instant
+from stand_ins.graph_emulator.errors import bad_request
+from stand_ins.graph_emulator.isotime import format_instant, parse_duration, parse_instant
 
 ACTIONS = (
     "adminAssign",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.stand_ins.graph_emulator.isotime import format_instant
+from stand_ins.graph_emulator.isotime import format_instant
 
 
 def instance_id(role_id: str, principal_id: str, *, eligible: bool) -> str:

@@ -17,13 +17,13 @@ from typing import Any
 import trustme
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
-from bot.stand_ins.graph_emulator.app import EmulatorApp
-from bot.stand_ins.graph_emulator.clock import EmulatorClock
-from bot.stand_ins.graph_emulator.errors import DropConnection
-from bot.stand_ins.graph_emulator.faults import Faults, make_faults
-from bot.stand_ins.graph_emulator.pim import PimState
-from bot.stand_ins.graph_emulator.tenant import Tenant, default_tenant
-from bot.stand_ins.graph_emulator.token import SecurityTokenService
+from stand_ins.graph_emulator.app import EmulatorApp
+from stand_ins.graph_emulator.clock import EmulatorClock
+from stand_ins.graph_emulator.errors import DropConnection
+from stand_ins.graph_emulator.faults import Faults, make_faults
+from stand_ins.graph_emulator.pim import PimState
+from stand_ins.graph_emulator.tenant import Tenant, default_tenant
+from stand_ins.graph_emulator.token import SecurityTokenService
 
 logger = logging.getLogger(__name__)
 _WILDCARD_HOSTS = ("0.0.0.0", "::", "")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from werkzeug.wrappers import Response
 
-from bot.stand_ins.graph_emulator.errors import json_response
+from stand_ins.graph_emulator.errors import json_response
 
 
 class StsError(Exception):

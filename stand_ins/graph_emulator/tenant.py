@@ -12,7 +12,7 @@ import yaml
 from cryptography import x509
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from bot.stand_ins.graph_emulator.isotime import parse_duration
+from stand_ins.graph_emulator.isotime import parse_duration
 
 
 class TenantFileError(ValueError):
@@ -272,6 +272,6 @@ def load_tenant(path: Path) -> Tenant:
 
 
 def default_tenant() -> Tenant:
-    """The built-in demo tenant shipped as bot/stand_ins/demo_tenant.yaml."""
-    text = resources.files("bot.stand_ins").joinpath("demo_tenant.yaml").read_text("utf-8")
+    """The built-in demo tenant shipped as stand_ins/demo_tenant.yaml."""
+    text = resources.files("stand_ins").joinpath("demo_tenant.yaml").read_text("utf-8")
     return parse_tenant(yaml.safe_load(text), source="demo_tenant.yaml")

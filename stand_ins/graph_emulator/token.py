@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.stand_ins.graph_emulator import jws
-from bot.stand_ins.graph_emulator.client_assertion import ASSERTION_TYPE, verify_client_assertion
-from bot.stand_ins.graph_emulator.errors import GraphError
-from bot.stand_ins.graph_emulator.sts_errors import StsError, invalid_client, missing_parameter
-from bot.stand_ins.graph_emulator.tenant import Tenant
+from stand_ins.graph_emulator import jws
+from stand_ins.graph_emulator.client_assertion import ASSERTION_TYPE, verify_client_assertion
+from stand_ins.graph_emulator.errors import GraphError
+from stand_ins.graph_emulator.sts_errors import StsError, invalid_client, missing_parameter
+from stand_ins.graph_emulator.tenant import Tenant
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 GRAPH_RESOURCE = "https://graph.microsoft.com"

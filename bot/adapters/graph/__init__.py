@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bot.errors import ConfigurationError
-from bot.graph.auth import (
+from bot.adapters.graph.auth import (
     AppTokenProvider,
     BearerAuth,
     CertificateCredential,
@@ -14,9 +13,10 @@ from bot.graph.auth import (
     TokenProvider,
     graph_scope,
 )
-from bot.graph.client import GraphPimClient
-from bot.graph.transport import GraphObserver, RetryPolicy, build_http_client
-from bot.settings import Settings
+from bot.adapters.graph.client import GraphPimClient
+from bot.adapters.graph.transport import GraphObserver, RetryPolicy, build_http_client
+from bot.app.settings import Settings
+from bot.domain.errors import ConfigurationError
 
 __all__ = [
     "AppTokenProvider",

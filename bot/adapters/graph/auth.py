@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 from msal.exceptions import MsalServiceError
 
-from bot.errors import PimAuthError, PimUnavailable
+from bot.domain.errors import PimAuthError, PimUnavailable
 
 logger = logging.getLogger(__name__)
 

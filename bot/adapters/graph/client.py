@@ -1,4 +1,4 @@
-"""GraphPimClient: ``bot.ports.PimClient`` over Microsoft Graph (Entra directory roles).
+"""GraphPimClient: ``bot.domain.ports.PimClient`` over Microsoft Graph (Entra directory roles).
 
 Broker mode: an active, time-bound assignment is created with ``adminAssign`` and ended with
 ``adminRemove`` (DESIGN.md, "Two ways to activate"). Only domain values leave this module.
@@ -15,20 +15,20 @@ from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
-from bot.durations import to_iso8601
-from bot.elevation import RoleRef, Ticket
-from bot.errors import AssignmentExists, AssignmentNotFound, PimRejected, PimUnavailable
-from bot.graph import odata, parsing
-from bot.graph.auth import BearerAuth, TokenProvider
-from bot.graph.errors import error_from_response
-from bot.graph.transport import (
+from bot.adapters.graph import odata, parsing
+from bot.adapters.graph.auth import BearerAuth, TokenProvider
+from bot.adapters.graph.errors import error_from_response
+from bot.adapters.graph.transport import (
     AmbiguousOutcome,
     GraphObserver,
     GraphTransport,
     Retry,
     RetryPolicy,
 )
-from bot.ports import (
+from bot.domain.durations import to_iso8601
+from bot.domain.elevation import RoleRef, Ticket
+from bot.domain.errors import AssignmentExists, AssignmentNotFound, PimRejected, PimUnavailable
+from bot.domain.ports import (
     ActivationRequest,
     ActivationResult,
     ActiveAssignment,
@@ -36,7 +36,7 @@ from bot.ports import (
     EligibleRole,
     PimClient,
 )
-from bot.rules import RoleSettings
+from bot.domain.rules import RoleSettings
 
 logger = logging.getLogger(__name__)
 
@@ -406,4 +406,4 @@ def _iso(value: datetime) -> str:
 if TYPE_CHECKING:
 
     def _implements_the_port(client: GraphPimClient) -> PimClient:
-        return client  # mypy checks GraphPimClient against bot.ports.PimClient
+        return client  # mypy checks GraphPimClient against bot.domain.ports.PimClient

@@ -17,8 +17,8 @@ from urllib.parse import unquote
 
 import httpx
 
-from bot.elevation import RoleRef
-from bot.errors import (
+from bot.domain.elevation import RoleRef
+from bot.domain.errors import (
     ActiveDurationTooShort,
     AssignmentExists,
     AssignmentNotFound,

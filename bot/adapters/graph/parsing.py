@@ -11,10 +11,10 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.durations import parse_duration
-from bot.elevation import RoleRef
-from bot.ports import ActivationResult, ActiveAssignment, DirectoryUser, EligibleRole
-from bot.rules import PimApprover, RoleSettings
+from bot.domain.durations import parse_duration
+from bot.domain.elevation import RoleRef
+from bot.domain.ports import ActivationResult, ActiveAssignment, DirectoryUser, EligibleRole
+from bot.domain.rules import PimApprover, RoleSettings
 
 logger = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bot.errors import PimUnavailable
-from bot.settings import Settings
+from bot.app.settings import Settings
+from bot.domain.errors import PimUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -27,8 +27,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.errors import ConfigurationError, PimAuthError, PimError
-from bot.graph import (
+from bot.adapters.graph import (
     BearerAuth,
     MsalHttpClient,
     RetryPolicy,
@@ -36,15 +35,16 @@ from bot.graph import (
     build_http_client,
     build_token_provider,
 )
-from bot.graph.client import USER_FIELDS
-from bot.graph.errors import GraphError
-from bot.graph.odata import literal, query
-from bot.graph.parsing import directory_user
-from bot.graph.transport import GraphTransport
-from bot.policy_file import PolicyFile, load_policy_file
-from bot.ports import IdentityLink
-from bot.rules import ApproverKind, ApproverLink
-from bot.settings import Settings, redact_url
+from bot.adapters.graph.client import USER_FIELDS
+from bot.adapters.graph.errors import GraphError
+from bot.adapters.graph.odata import literal, query
+from bot.adapters.graph.parsing import directory_user
+from bot.adapters.graph.transport import GraphTransport
+from bot.app.policy_file import PolicyFile, load_policy_file
+from bot.app.settings import Settings, redact_url
+from bot.domain.errors import ConfigurationError, PimAuthError, PimError
+from bot.domain.ports import IdentityLink
+from bot.domain.rules import ApproverKind, ApproverLink
 from storage.database import current_revision, head_revision, make_engine, make_session_factory
 from storage.unit_of_work import SqlUnitOfWork
 
@@ -273,7 +273,7 @@ def check_slack(settings: Settings, policy: PolicyFile | None) -> Iterator[Findi
 
 def slack_client(settings: Settings, token: SecretStr) -> WebClient:
     """Like the bot's client, without retries: doctor reports a failure rather than waiting.
-    The same CA rules as the bot's (``bot.runtime.build_web_client``)."""
+    The same CA rules as the bot's (``bot.app.runtime.build_web_client``)."""
     context = ssl.create_default_context(
         cafile=str(settings.ca_bundle) if settings.ca_bundle else None
     )

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from bot.app.doctor import BOT_SCOPES, granted_permissions
+from bot.app.doctor.graph import granted_permissions
+from bot.app.doctor.slack import BOT_SCOPES
 from stand_ins.fake_slack import DEFAULT_SCOPES, default_workspace
 from stand_ins.graph_emulator import Tenant, default_tenant
 from tests.doctor.conftest import LEAST_PRIVILEGED, Doctor, Outcome

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bot.app.doctor import BOT_SCOPES, PROBES
+from bot.app.doctor.graph import PROBES
+from bot.app.doctor.slack import BOT_SCOPES
 from bot.app.settings import ENV_NAMES
 from tests.doctor.conftest import LEAST_PRIVILEGED
 

@@ -43,6 +43,28 @@ def _explain_errors(command: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+# What `pimbot demo` and `pimbot emulator` need that a production install leaves out.
+STAND_IN_MODULES = frozenset({"stand_ins", "trustme", "werkzeug"})
+
+
+def _require_stand_ins(command: str) -> None:
+    """Exit 2 with what to install when the local stand-ins (or their extra) are missing."""
+    try:
+        import stand_ins.fake_slack  # noqa: F401
+        import stand_ins.graph_emulator  # noqa: F401
+        import stand_ins.slack_signing  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in STAND_IN_MODULES:
+            raise
+        click.echo(
+            f"pimbot {command} needs the local stand-ins, which a production install leaves "
+            f"out ({exc.name} is missing): from a pimbot checkout, `make demo` installs them, "
+            "or pip install -e '.[emulator]' --config-settings editable_mode=compat",
+            err=True,
+        )
+        sys.exit(EXIT_CONFIG)
+
+
 def load_settings() -> Settings:
     return Settings.from_env(os.environ)
 
@@ -83,6 +105,7 @@ def run(port: int | None) -> None:
 @_explain_errors
 def demo() -> None:
     """Show pimbot's whole job against local stand-ins (no Slack or Azure account needed)."""
+    _require_stand_ins("demo")
     from bot.app.demo import run_demo
 
     sys.exit(run_demo())
@@ -144,6 +167,7 @@ def db_upgrade() -> None:
 @_explain_errors
 def emulator(tenant_file: Path | None, host: str, port: int, ca_file: Path | None) -> None:
     """Run the local Microsoft Graph PIM + Entra token emulator over HTTPS."""
+    _require_stand_ins("emulator")
     from stand_ins.graph_emulator import run_emulator
 
     run_emulator(tenant_file=tenant_file, host=host, port=port, ca_path=ca_file)

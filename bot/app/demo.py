@@ -12,16 +12,17 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bot.app.runtime import SlackRuntime, build_slack_runtime
 from bot.app.settings import Settings
 from handlers.http import BackgroundHttpServer
-from stand_ins.fake_slack import FakeSlack, SlackCall
-from stand_ins.graph_emulator import GraphEmulator, default_tenant
-from stand_ins.slack_signing import SlackSender
+
+if TYPE_CHECKING:  # the stand-ins are imported when a demo starts: see Demo
+    from stand_ins.fake_slack import SlackCall
+    from stand_ins.graph_emulator import GraphEmulator
 
 APPROVALS = "C0APPROVALS"
 ADA, GRACE, ALAN = "U0ADA", "U0GRACE", "U0ALAN"
@@ -41,6 +42,11 @@ class DemoFailed(Exception):
 
 class Demo:
     def __init__(self, workdir: Path) -> None:
+        # Here, not at the top: a production install has no stand-ins (see tests/test_layers.py).
+        from stand_ins.fake_slack import FakeSlack
+        from stand_ins.graph_emulator import GraphEmulator, default_tenant
+        from stand_ins.slack_signing import SlackSender
+
         self.slack = FakeSlack().start()
         self.emu = GraphEmulator(tenant=default_tenant(), ca_path=workdir / "ca.pem").start()
         env = {

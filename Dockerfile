@@ -17,6 +17,8 @@ COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY handlers ./handlers
 COPY storage ./storage
+# No extras and no stand_ins/ (the Graph emulator and fake Slack): production carries neither
+# them nor what only they need (trustme, werkzeug); .dockerignore keeps them out of the context.
 RUN /opt/pimbot/bin/pip install --no-cache-dir .
 
 # --- run: the same slim base, the venv, nothing else ------------------------------------------

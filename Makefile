@@ -8,10 +8,12 @@ export PIMBOT_TEST_DATABASE_URL
 
 .PHONY: demo test lint typecheck unit clean
 
+# Editable, mode compat: the checkout itself goes on sys.path, so the stand-ins (stand_ins/,
+# not in the pimbot wheel) are importable next to pimbot for `make demo` and the tests.
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,emulator]' --config-settings editable_mode=compat
 	touch $@
 
 demo: $(BIN)/.installed

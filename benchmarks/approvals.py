@@ -24,13 +24,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.elevation import ElevationRequest, Person, RoleRef
-from bot.runtime import build_slack_runtime
-from bot.settings import Settings
-from bot.stand_ins.fake_slack import FakeSlack
-from bot.stand_ins.graph_emulator import GraphEmulator, Tenant, default_tenant
-from bot.stand_ins.slack_signing import SlackSender
+from bot.app.runtime import build_slack_runtime
+from bot.app.settings import Settings
+from bot.domain.elevation import ElevationRequest, Person, RoleRef
 from handlers.http import BackgroundHttpServer
+from stand_ins.fake_slack import FakeSlack
+from stand_ins.graph_emulator import GraphEmulator, Tenant, default_tenant
+from stand_ins.slack_signing import SlackSender
 from storage.database import make_engine, make_session_factory
 from storage.unit_of_work import SqlUnitOfWork
 

@@ -4,7 +4,7 @@ DESIGN.md: "A sweep over 100,000 active elevations costs about what it costs ove
 (indexed, O(due))." This seeds each size into a freshly migrated database (bulk inserts with
 SQLAlchemy Core), makes the same small number of reminders due in each, and times:
 
-* one whole sweep: the real ``bot.scheduler.Sweeper`` with a PIM client and a notifier that do
+* one whole sweep: the real ``bot.app.scheduler.Sweeper`` with a PIM client and a notifier that do
   no I/O, so only pimbot's own database work is measured;
 * the claim queries alone: ``claim_due`` for every kind of due work, rolled back.
 
@@ -48,11 +48,11 @@ from typing import Any
 
 from sqlalchemy import Engine, event, insert, text, update
 
-from bot.elevation import ElevationRequest, Person, RoleRef
-from bot.ports import ActiveAssignment, DueWork, Event
-from bot.scheduler import Sweeper
-from bot.services import Ports
-from bot.settings import normalize_database_url
+from bot.app.scheduler import Sweeper
+from bot.app.settings import normalize_database_url
+from bot.domain.elevation import ElevationRequest, Person, RoleRef
+from bot.domain.ports import ActiveAssignment, DueWork, Event
+from bot.use_cases.services import Ports
 from storage.database import make_engine, make_session_factory, upgrade
 from storage.repository import _to_row
 from storage.tables import RequestRow

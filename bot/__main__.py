@@ -1,6 +1,6 @@
 """``python -m bot`` is the same as the ``pimbot`` command."""
 
-from bot.cli import main
+from bot.app.cli import main
 
 if __name__ == "__main__":
     main()

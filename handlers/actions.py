@@ -9,8 +9,8 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.elevation import Person
-from bot.services import (
+from bot.domain.elevation import Person
+from bot.use_cases.services import (
     acknowledge_break_glass,
     approve_extension,
     approve_request,

@@ -18,7 +18,7 @@ from slack_bolt import Respond
 from slack_sdk import WebClient
 from slack_sdk.models.views import View
 
-from bot.elevation import Person
+from bot.domain.elevation import Person
 from handlers.blocks import notice_modal
 from handlers.blocks.lists import notice_message
 from handlers.context import SlackDeps

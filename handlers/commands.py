@@ -8,9 +8,9 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot.elevation import ElevationRequest, Person, RequestStatus
-from bot.rules import unstorable_text
-from bot.services import deactivate_request, list_my_requests, list_pending_for_approver
+from bot.domain.elevation import ElevationRequest, Person, RequestStatus
+from bot.domain.rules import unstorable_text
+from bot.use_cases.services import deactivate_request, list_my_requests, list_pending_for_approver
 from handlers.after_ack import CommandReply, bind, run_after_ack, run_now
 from handlers.blocks import help_blocks, help_text
 from handlers.blocks.cards import MessageContent

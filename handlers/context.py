@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.catalog import ReadCachingPimClient
-from bot.elevation import Person
-from bot.identity import Installation
-from bot.ports import SlackDirectory
-from bot.services import Ports
+from bot.domain.elevation import Person
+from bot.domain.ports import SlackDirectory
+from bot.use_cases.catalog import ReadCachingPimClient
+from bot.use_cases.identity import Installation
+from bot.use_cases.services import Ports
 
 
 @dataclass(frozen=True)

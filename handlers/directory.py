@@ -8,7 +8,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.ports import SlackProfile
+from bot.domain.ports import SlackProfile
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.errors import PimbotError
-from bot.logs import current_correlation_id
+from bot.app.logs import current_correlation_id
+from bot.domain.errors import PimbotError
 from handlers.blocks.lists import notice_message
 
 log = logging.getLogger(__name__)

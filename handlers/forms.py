@@ -1,8 +1,8 @@
 """Typed parsing of modal submissions: ``view["state"]["values"]`` in, a form or field errors out.
 
-Errors are keyed by block id (= the ``bot.rules`` field names), so a handler can answer
+Errors are keyed by block id (= the ``bot.domain.rules`` field names), so a handler can answer
 ``ack(response_action="errors", errors=errors)`` and each message lands under its input.
-Only the shape is checked here; ``bot.rules.validate_request`` checks the content.
+Only the shape is checked here; ``bot.domain.rules.validate_request`` checks the content.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.durations import minutes, parse_duration
-from bot.errors import RequestNotFound
-from bot.rules import RequestForm, note_problem
+from bot.domain.durations import minutes, parse_duration
+from bot.domain.errors import RequestNotFound
+from bot.domain.rules import RequestForm, note_problem
 from handlers.blocks.request_modal import BREAK_GLASS_VALUE
 from handlers.ids import BlockId
 

@@ -7,8 +7,8 @@ from typing import Any
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot.elevation import Person
-from bot.services import list_my_requests, list_pending_for_approver
+from bot.domain.elevation import Person
+from bot.use_cases.services import list_my_requests, list_pending_for_approver
 from handlers.after_ack import Home, bind, run_after_ack
 from handlers.blocks import home_view
 from handlers.context import SlackDeps

@@ -1,7 +1,7 @@
 """Every Slack id pimbot renders and listens for: action, callback and block ids.
 
 Builders, listener registrations and ``handlers/forms.py`` all use these, so "which function
-handles X?" is one grep. Input block ids are the form field names from ``bot.rules`` so that a
+handles X?" is one grep. Input block ids are the form field names from ``domain.rules`` so that a
 validation error keyed by field lands on the right input in ``ack(response_action="errors")``.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from bot import rules
+from bot.domain import rules
 
 
 class ActionId(StrEnum):

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 from slack_sdk.http_retry import HttpRequest, HttpResponse, RetryHandler, RetryState
 
-from bot.logs import begin_interaction
-from bot.ports import UnitOfWork
+from bot.app.logs import begin_interaction
+from bot.domain.ports import UnitOfWork
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -12,10 +12,10 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.elevation import Person
-from bot.ports import EligibleRole
-from bot.rules import MIN_DURATION, extension_needs_approval
-from bot.services import open_for_extension
+from bot.domain.elevation import Person
+from bot.domain.ports import EligibleRole
+from bot.domain.rules import MIN_DURATION, extension_needs_approval
+from bot.use_cases.services import open_for_extension
 from handlers.after_ack import Modal, run_after_ack
 from handlers.blocks import extend_modal, loading_modal, request_modal
 from handlers.context import SlackDeps

@@ -13,10 +13,10 @@ from datetime import timedelta
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.approvers import DirectoryApproverResolver
-from bot.elevation import SYSTEM, AuditEntry, ElevationRequest, Person, RequestStatus
-from bot.ports import Clock, Event, PostedMessage, RulesSource, SlackDirectory, UnitOfWork
-from bot.rules import ApproverKind, ApproverSpec, EffectiveRules
+from bot.domain.elevation import SYSTEM, AuditEntry, ElevationRequest, Person, RequestStatus
+from bot.domain.ports import Clock, Event, PostedMessage, RulesSource, SlackDirectory, UnitOfWork
+from bot.domain.rules import ApproverKind, ApproverSpec, EffectiveRules
+from bot.use_cases.approvers import DirectoryApproverResolver
 from handlers.blocks import (
     MessageContent,
     approver_followup,

@@ -8,8 +8,8 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.errors import PimbotError, ValidationFailed
-from bot.services import (
+from bot.domain.errors import PimbotError, ValidationFailed
+from bot.use_cases.services import (
     check_request,
     deny_extension,
     deny_request,

@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from bot.elevation import (
+from bot.domain.elevation import (
     LIVE_STATUSES,
     ApprovalDecision,
     AuditEntry,
@@ -22,8 +22,8 @@ from bot.elevation import (
     RoleRef,
     Ticket,
 )
-from bot.errors import ConcurrentUpdate, LinkConflict, LiveRequestExists
-from bot.ports import (
+from bot.domain.errors import ConcurrentUpdate, LinkConflict, LiveRequestExists
+from bot.domain.ports import (
     DueAfter,
     DueColumn,
     DueWork,

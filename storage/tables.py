@@ -55,7 +55,7 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON, list[str]: JSON}
 
 
-# The statuses of bot.elevation.LIVE_STATUSES, spelled out for the partial unique index (the
+# The statuses of bot.domain.elevation.LIVE_STATUSES, spelled out for the partial unique index (the
 # migration repeats them; a test checks they agree with the domain).
 LIVE_STATUS_VALUES = ("pending_approval", "approved", "scheduled", "awaiting_pim", "active")
 LIVE_CONDITION = text("status IN ({})".format(", ".join(f"'{s}'" for s in LIVE_STATUS_VALUES)))

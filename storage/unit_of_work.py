@@ -7,7 +7,7 @@ from typing import Self
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.logs import log_audit_event
+from bot.app.logs import log_audit_event
 from storage.repository import (
     ChainedEntry,
     SqlAuditLog,

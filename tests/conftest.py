@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, event, text
 
-from bot.settings import normalize_database_url
+from bot.app.settings import normalize_database_url
 from storage.database import make_engine, make_session_factory, upgrade
 from storage.tables import Base
 from storage.unit_of_work import SqlUnitOfWork

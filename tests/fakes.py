@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from bot.authority import ApproverSet
-from bot.elevation import ElevationRequest, Person, RoleRef, Ticket
-from bot.errors import PimError
-from bot.ports import (
+from bot.domain.authority import ApproverSet
+from bot.domain.elevation import ElevationRequest, Person, RoleRef, Ticket
+from bot.domain.errors import PimError
+from bot.domain.ports import (
     ActivationRequest,
     ActivationResult,
     ActiveAssignment,
@@ -18,7 +18,7 @@ from bot.ports import (
     EligibleRole,
     Event,
 )
-from bot.rules import ApproverKind, ApproverSpec, EffectiveRules, RoleSettings
+from bot.domain.rules import ApproverKind, ApproverSpec, EffectiveRules, RoleSettings
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 

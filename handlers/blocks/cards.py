@@ -7,8 +7,8 @@ from typing import NamedTuple
 
 from slack_sdk.models.blocks import ActionsBlock, Block, HeaderBlock, SectionBlock
 
-from bot.durations import humanize
-from bot.elevation import Decision, ElevationRequest, RequestStatus
+from bot.domain.durations import humanize
+from bot.domain.elevation import Decision, ElevationRequest, RequestStatus
 from handlers import text
 from handlers.blocks.elements import button, confirm_dialog, context, md, mention, plain_text
 from handlers.blocks.status import STATUS_LABELS, quorum_text

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 
 from slack_sdk.models.blocks import ActionsBlock, Block, SectionBlock
 
-from bot.durations import humanize
-from bot.elevation import Decision, ElevationRequest, RequestStatus
-from bot.ports import Event
+from bot.domain.durations import humanize
+from bot.domain.elevation import Decision, ElevationRequest, RequestStatus
+from bot.domain.ports import Event
 from handlers import text
 from handlers.blocks.cards import MessageContent, decision_buttons
 from handlers.blocks.elements import button, confirm_dialog, context, md, mention

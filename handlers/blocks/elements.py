@@ -15,9 +15,9 @@ from slack_sdk.models.blocks import (
     PlainTextObject,
 )
 
-from bot.durations import humanize, to_iso8601
-from bot.elevation import Person
-from bot.rules import MIN_DURATION
+from bot.domain.durations import humanize, to_iso8601
+from bot.domain.elevation import Person
+from bot.domain.rules import MIN_DURATION
 from handlers import text
 from handlers.ids import ActionId
 
@@ -85,7 +85,7 @@ def duration_choices(maximum: timedelta) -> list[timedelta]:
 
 
 def duration_options(choices: Sequence[timedelta]) -> list[Option]:
-    # The value is ISO 8601 (PT1H30M): unambiguous, and bot.durations parses it back.
+    # The value is ISO 8601 (PT1H30M): unambiguous, and bot.domain.durations parses it back.
     return [
         Option(value=to_iso8601(d), text=plain_text(humanize(d), text.OPTION_TEXT)) for d in choices
     ]

@@ -14,9 +14,9 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.durations import humanize
-from bot.elevation import ElevationRequest, RequestStatus
-from bot.ports import ActiveAssignment, EligibleRole
+from bot.domain.durations import humanize
+from bot.domain.elevation import ElevationRequest, RequestStatus
+from bot.domain.ports import ActiveAssignment, EligibleRole
 from handlers import text
 from handlers.blocks.elements import button, context, md, mention, plain_text
 from handlers.blocks.status import STATUS_LABELS, quorum_text

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 from slack_sdk.models.blocks import Block, SectionBlock
 
-from bot.durations import humanize
-from bot.elevation import ElevationRequest, Person
-from bot.ports import ActiveAssignment, EligibleRole
+from bot.domain.durations import humanize
+from bot.domain.elevation import ElevationRequest, Person
+from bot.domain.ports import ActiveAssignment, EligibleRole
 from handlers import text
 from handlers.blocks.cards import MessageContent
 from handlers.blocks.elements import context, md

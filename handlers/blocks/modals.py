@@ -13,9 +13,9 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.durations import humanize
-from bot.elevation import ElevationRequest
-from bot.rules import MAX_NOTE_LENGTH, MAX_REASON_LENGTH, MIN_DURATION
+from bot.domain.durations import humanize
+from bot.domain.elevation import ElevationRequest
+from bot.domain.rules import MAX_NOTE_LENGTH, MAX_REASON_LENGTH, MIN_DURATION
 from handlers import text
 from handlers.blocks.elements import (
     context,

@@ -18,9 +18,9 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.durations import humanize, to_iso8601
-from bot.ports import ActiveAssignment, EligibleRole
-from bot.rules import (
+from bot.domain.durations import humanize, to_iso8601
+from bot.domain.ports import ActiveAssignment, EligibleRole
+from bot.domain.rules import (
     MAX_REASON_LENGTH,
     MAX_TICKET_LENGTH,
     MIN_BREAK_GLASS_REASON_LENGTH,

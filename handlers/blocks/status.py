@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from bot.elevation import RequestStatus
+from bot.domain.elevation import RequestStatus
 
 
 class StatusLabel(NamedTuple):

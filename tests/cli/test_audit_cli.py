@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import Engine, text
 
-from bot.cli import main
-from bot.elevation import AuditEntry, ElevationRequest, Ticket
+from bot.app.cli import main
+from bot.domain.elevation import AuditEntry, ElevationRequest, Ticket
 from tests.fakes import ADA, ALAN, GLOBAL_ADMIN, GRACE, SECURITY_READER, T0
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bot.cli import main
-from bot.settings import ENV_NAMES
-from bot.stand_ins.fake_slack import FakeSlack, Workspace, default_workspace
-from bot.stand_ins.graph_emulator import GraphEmulator, Tenant, default_tenant
+from bot.app.cli import main
+from bot.app.settings import ENV_NAMES
+from stand_ins.fake_slack import FakeSlack, Workspace, default_workspace
+from stand_ins.graph_emulator import GraphEmulator, Tenant, default_tenant
 
 APPROVALS = "C0APPROVALS"
 PIM_APPROVERS_GROUP = "913c9c09-1f05-4595-8684-de5240f300e9"  # in the demo tenant

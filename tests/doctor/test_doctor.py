@@ -8,9 +8,10 @@ from pathlib import Path
 
 import yaml
 
-from bot.doctor import BOT_SCOPES, granted_permissions
-from bot.stand_ins.fake_slack import DEFAULT_SCOPES, default_workspace
-from bot.stand_ins.graph_emulator import Tenant, default_tenant
+from bot.app.doctor.graph import granted_permissions
+from bot.app.doctor.slack import BOT_SCOPES
+from stand_ins.fake_slack import DEFAULT_SCOPES, default_workspace
+from stand_ins.graph_emulator import Tenant, default_tenant
 from tests.doctor.conftest import LEAST_PRIVILEGED, Doctor, Outcome
 
 REPO = Path(__file__).resolve().parents[2]
@@ -302,7 +303,7 @@ def test_permissions_are_read_only_from_a_readable_token() -> None:
 def test_approvers_linked_by_email_only_are_listed(doctor: Doctor, database_url: str) -> None:
     from datetime import UTC, datetime
 
-    from bot.ports import IdentityLink
+    from bot.domain.ports import IdentityLink
     from storage.database import make_engine, make_session_factory
     from storage.unit_of_work import SqlUnitOfWork
     from tests.doctor.conftest import PIM_APPROVERS_GROUP

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bot.doctor import BOT_SCOPES, PROBES
-from bot.settings import ENV_NAMES
+from bot.app.doctor.graph import PROBES
+from bot.app.doctor.slack import BOT_SCOPES
+from bot.app.settings import ENV_NAMES
 from tests.doctor.conftest import LEAST_PRIVILEGED
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from bot.runtime import SlackRuntime, build_slack_runtime
-from bot.settings import Settings
-from bot.stand_ins.fake_slack import FakeSlack, SlackMessage
-from bot.stand_ins.graph_emulator import GraphEmulator, Tenant, default_tenant
-from bot.stand_ins.slack_signing import SlackSender
+from bot.app.runtime import SlackRuntime, build_slack_runtime
+from bot.app.settings import Settings
 from handlers.http import BackgroundHttpServer
+from stand_ins.fake_slack import FakeSlack, SlackMessage
+from stand_ins.graph_emulator import GraphEmulator, Tenant, default_tenant
+from stand_ins.slack_signing import SlackSender
 
 APPROVALS = "C0APPROVALS"
 ADA, GRACE, ALAN = "U0ADA", "U0GRACE", "U0ALAN"

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.stand_ins.fake_slack import SlackMessage
+from stand_ins.fake_slack import SlackMessage
 from tests.e2e.conftest import ADA, ADA_ENTRA, APPROVALS, GRACE, PRA, SECURITY_READER, Stack
 
 REASON = "Rotate the emergency access keys"

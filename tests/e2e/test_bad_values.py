@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bot.stand_ins.slack_signing import (
+from stand_ins.slack_signing import (
     FORM,
     interactivity_body,
     state_values,

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from bot.ports import DueWork
-from bot.stand_ins.fake_slack import BOT_USER_ID, SlackMessage
-from bot.stand_ins.slack_signing import (
+from bot.domain.ports import DueWork
+from stand_ins.fake_slack import BOT_USER_ID, SlackMessage
+from stand_ins.slack_signing import (
     FORM,
     interactivity_body,
     state_values,

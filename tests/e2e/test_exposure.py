@@ -9,9 +9,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from bot.errors import ConfigurationError
-from bot.runtime import http_servers
-from bot.settings import Settings, is_loopback
+from bot.app.runtime import http_servers
+from bot.app.settings import Settings, is_loopback
+from bot.domain.errors import ConfigurationError
 from tests.e2e.conftest import ADA, Stack
 
 

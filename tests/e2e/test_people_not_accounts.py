@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from bot.ports import IdentityLink
-from bot.stand_ins.fake_slack import SlackMessage
-from bot.stand_ins.graph_emulator import Tenant, default_tenant
-from bot.stand_ins.graph_emulator.tenant import User
+from bot.domain.ports import IdentityLink
+from stand_ins.fake_slack import SlackMessage
+from stand_ins.graph_emulator import Tenant, default_tenant
+from stand_ins.graph_emulator.tenant import User
 from storage.database import make_engine, make_session_factory
 from storage.unit_of_work import SqlUnitOfWork
 from tests.e2e.conftest import ADA, ALAN, APPROVALS, GRACE, PRA, SECURITY_READER, Stack

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from bot.stand_ins.slack_signing import STALE_AFTER
 from handlers.middleware import SIGNATURE_WINDOW_SECONDS
+from stand_ins.slack_signing import STALE_AFTER
 from storage.unit_of_work import SqlUnitOfWork
 from tests.e2e.conftest import ADA, ADA_ENTRA, SECURITY_READER, Stack
 

@@ -8,7 +8,7 @@ the reminders (so the reminder's Graph check passes), already ended for the expi
 Where the kill lands is not left to chance: the emulator's fault hook kills the process while
 one of its Graph requests is unanswered, right after the K-th reminder DM. A reminder's Graph
 calls all come before it is sent, so the kill is outside the send-then-record window by
-construction (a kill inside it repeats that one reminder; see ``bot/timers.py``). At that
+construction (a kill inside it repeats that one reminder; see ``bot/use_cases/timers.py``). At that
 moment the killed process has sent and recorded exactly K reminders and holds a lease
 (``PIMBOT_SWEEP_LEASE``, 30 s here; 2 minutes by default) on every other due reminder. While
 nothing runs, more reminders and expiries come due. The restarted process must serve those at once,
@@ -37,12 +37,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bot.elevation import ElevationRequest, Person, RequestStatus, RoleRef
-from bot.scheduler import REDELIVER_AFTER
-from bot.settings import normalize_database_url
-from bot.stand_ins.fake_slack import FakeSlack, SlackCall
-from bot.stand_ins.graph_emulator import Faults, GraphEmulator, Tenant, default_tenant
-from bot.stand_ins.graph_emulator.faults import FaultDecision
+from bot.app.scheduler import REDELIVER_AFTER
+from bot.app.settings import normalize_database_url
+from bot.domain.elevation import ElevationRequest, Person, RequestStatus, RoleRef
+from stand_ins.fake_slack import FakeSlack, SlackCall
+from stand_ins.graph_emulator import Faults, GraphEmulator, Tenant, default_tenant
+from stand_ins.graph_emulator.faults import FaultDecision
 from storage.database import make_engine, make_session_factory
 from storage.tables import RequestRow
 from storage.unit_of_work import SqlUnitOfWork

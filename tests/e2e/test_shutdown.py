@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.elevation import Person, RequestStatus
-from bot.stand_ins.fake_slack import TEAM_ID, FakeSlack
-from bot.stand_ins.graph_emulator import Faults, GraphEmulator, default_tenant
-from bot.stand_ins.graph_emulator.faults import FaultDecision
-from bot.stand_ins.slack_signing import SlackSender
+from bot.domain.elevation import Person, RequestStatus
+from stand_ins.fake_slack import TEAM_ID, FakeSlack
+from stand_ins.graph_emulator import Faults, GraphEmulator, default_tenant
+from stand_ins.graph_emulator.faults import FaultDecision
+from stand_ins.slack_signing import SlackSender
 from storage.tables import NotificationRow, RequestRow
 from tests.e2e.conftest import ADA, APPROVALS, GRACE, PRA, Stack
 from tests.e2e.test_restart import (

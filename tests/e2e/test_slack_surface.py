@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.stand_ins.slack_signing import state_values, view_submission_payload
+from stand_ins.slack_signing import state_values, view_submission_payload
 from storage.database import make_engine, make_session_factory
 from storage.unit_of_work import SqlUnitOfWork
 from tests.e2e.conftest import (
@@ -52,7 +52,7 @@ def _submit_raw(stack: Stack, user: str, overrides: dict[str, Any]) -> Any:
         action_id = next(iter(state[block_id]))
         state[block_id][action_id] = element_state
     payload = view_submission_payload(stack.sender.actor(user), view, state)
-    from bot.stand_ins.slack_signing import interactivity_body
+    from stand_ins.slack_signing import interactivity_body
 
     return stack.sender.post(
         stack.sender.sign(interactivity_body(payload), "application/x-www-form-urlencoded")

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from slack_bolt import BoltRequest
 
-from bot.stand_ins.slack_signing import (
+from stand_ins.slack_signing import (
     FORM,
     JSON_TYPE,
     Actor,

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.stand_ins.graph_emulator import GraphEmulator, default_tenant
+from stand_ins.graph_emulator import GraphEmulator, default_tenant
 
 ADA = "a04d60fe-235d-4247-b13c-0bc1b19bc3e4"
 GRACE = "5846ce5e-e5bf-49f8-8732-e9c302694d9e"

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from bot.stand_ins.graph_emulator import GraphEmulator
+from stand_ins.graph_emulator import GraphEmulator
 from tests.emulator.conftest import ADA, REQUESTS, SECURITY_READER, Graph, activation, error_of
 
 USER = "/users/ada@contoso.example"

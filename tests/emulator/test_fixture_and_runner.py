@@ -14,14 +14,14 @@ import pytest
 import yaml
 from werkzeug.test import Client
 
-from bot.stand_ins.graph_emulator import (
+from stand_ins.graph_emulator import (
     GraphEmulator,
     TenantFileError,
     default_tenant,
     load_tenant,
     run_emulator,
 )
-from bot.stand_ins.graph_emulator.tenant import parse_tenant
+from stand_ins.graph_emulator.tenant import parse_tenant
 
 
 def _demo_data() -> dict[str, Any]:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from bot.stand_ins.graph_emulator import GraphEmulator
+from stand_ins.graph_emulator import GraphEmulator
 from tests.emulator.conftest import (
     ADA,
     ALAN,

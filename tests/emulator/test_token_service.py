@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from bot.stand_ins.graph_emulator import GraphEmulator
-from bot.stand_ins.graph_emulator.tenant import parse_tenant
+from stand_ins.graph_emulator import GraphEmulator
+from stand_ins.graph_emulator.tenant import parse_tenant
 
 GRAPH_SCOPE = ["https://graph.microsoft.com/.default"]
 
@@ -47,7 +47,7 @@ def cert_emulator(app_key: tuple[bytes, bytes]) -> Iterator[GraphEmulator]:
     from importlib import resources
 
     data = yaml.safe_load(
-        resources.files("bot.stand_ins").joinpath("demo_tenant.yaml").read_text("utf-8"))
+        resources.files("stand_ins").joinpath("demo_tenant.yaml").read_text("utf-8"))
     data["app"]["certificate_pem"] = app_key[1].decode()
     with GraphEmulator(parse_tenant(data)) as emu:
         yield emu

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.graph import GraphPimClient, RetryPolicy
+from bot.adapters.graph import GraphPimClient, RetryPolicy
 
 RESPONSES = Path(__file__).parent / "responses"
 GRAPH = "https://graph.microsoft.com/v1.0"

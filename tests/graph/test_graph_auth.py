@@ -15,16 +15,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from bot.errors import ConfigurationError, PimAuthError
-from bot.graph import (
+from bot.adapters.graph import (
     AppTokenProvider,
     CertificateCredential,
     MsalHttpClient,
     build_pim_client,
     build_token_provider,
 )
-from bot.graph.auth import auth_error, graph_scope, load_certificate
-from bot.settings import Settings
+from bot.adapters.graph.auth import auth_error, graph_scope, load_certificate
+from bot.app.settings import Settings
+from bot.domain.errors import ConfigurationError, PimAuthError
 
 TENANT = "ed8cba88-95e0-4fc8-b22d-13a943abbcc1"
 CLIENT = "a0997ad6-80ef-4819-9445-1f99f96379f0"

@@ -7,9 +7,9 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from bot.elevation import RoleRef, Ticket
-from bot.errors import AssignmentNotFound, PimUnavailable
-from bot.ports import ActivationRequest
+from bot.domain.elevation import RoleRef, Ticket
+from bot.domain.errors import AssignmentNotFound, PimUnavailable
+from bot.domain.ports import ActivationRequest
 from tests.graph.conftest import GRAPH, NOW, TOKEN, Graph, load, reply
 
 ADA = "a04d60fe-235d-4247-b13c-0bc1b19bc3e4"

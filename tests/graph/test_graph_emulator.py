@@ -14,8 +14,19 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from bot.elevation import RoleRef, Ticket
-from bot.errors import (
+from bot.adapters.graph import (
+    GraphPimClient,
+    MsalHttpClient,
+    build_http_client,
+    build_pim_client,
+    build_token_provider,
+)
+from bot.adapters.graph.auth import BearerAuth
+from bot.adapters.graph.errors import error_from_response
+from bot.adapters.graph.transport import GraphTransport, Retry
+from bot.app.settings import Settings
+from bot.domain.elevation import RoleRef, Ticket
+from bot.domain.errors import (
     ActiveDurationTooShort,
     AssignmentExists,
     AssignmentNotFound,
@@ -25,20 +36,9 @@ from bot.errors import (
     PimThrottled,
     PolicyValidationFailed,
 )
-from bot.graph import (
-    GraphPimClient,
-    MsalHttpClient,
-    build_http_client,
-    build_pim_client,
-    build_token_provider,
-)
-from bot.graph.auth import BearerAuth
-from bot.graph.errors import error_from_response
-from bot.graph.transport import GraphTransport, Retry
-from bot.ports import ActivationRequest
-from bot.settings import Settings
+from bot.domain.ports import ActivationRequest
 
-emulator = pytest.importorskip("bot.stand_ins.graph_emulator")
+emulator = pytest.importorskip("stand_ins.graph_emulator")
 GraphEmulator, default_tenant = emulator.GraphEmulator, emulator.default_tenant
 
 ADA_MAIL = "ada@contoso.example"

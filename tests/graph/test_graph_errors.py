@@ -9,8 +9,9 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from bot.elevation import RoleRef
-from bot.errors import (
+from bot.adapters.graph.errors import error_from_response, extract_claims, failed_rules
+from bot.domain.elevation import RoleRef
+from bot.domain.errors import (
     ActiveDurationTooShort,
     AssignmentExists,
     AssignmentNotFound,
@@ -21,8 +22,7 @@ from bot.errors import (
     PimUnavailable,
     PolicyValidationFailed,
 )
-from bot.graph.errors import error_from_response, extract_claims, failed_rules
-from bot.ports import ActivationRequest
+from bot.domain.ports import ActivationRequest
 from tests.graph.conftest import TOKEN, Graph, load, reply
 
 ROLE = RoleRef("fdd7a751-b60b-444a-984c-02652fe8fa1c", "Groups Administrator")

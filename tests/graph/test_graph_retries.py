@@ -8,11 +8,11 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from bot.elevation import RoleRef
-from bot.errors import AssignmentExists, PimThrottled, PimUnavailable
-from bot.graph import RetryPolicy
-from bot.graph.transport import retry_after
-from bot.ports import ActivationRequest
+from bot.adapters.graph import RetryPolicy
+from bot.adapters.graph.transport import retry_after
+from bot.domain.elevation import RoleRef
+from bot.domain.errors import AssignmentExists, PimThrottled, PimUnavailable
+from bot.domain.ports import ActivationRequest
 from tests.graph.conftest import NOW, Graph, load, reply
 
 ADA = "a04d60fe-235d-4247-b13c-0bc1b19bc3e4"

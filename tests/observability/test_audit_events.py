@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from bot.elevation import AuditEntry, ElevationRequest, Person
-from bot.errors import PimUnavailable
-from bot.logs import configure_logging, log_audit_event
-from bot.ports import DirectoryUser
-from bot.services import PIM_JUSTIFICATION_LIMIT, _justification
+from bot.app.logs import configure_logging, log_audit_event
+from bot.domain.elevation import AuditEntry, ElevationRequest, Person
+from bot.domain.errors import PimUnavailable
+from bot.domain.ports import DirectoryUser
+from bot.use_cases.services import PIM_JUSTIFICATION_LIMIT, _justification
 from storage.repository import AuditQuery
 from tests.e2e.conftest import ADA, GRACE, PRA, Stack
 from tests.fakes import ADA as ADA_PERSON
@@ -190,7 +190,7 @@ def test_audit_events_are_logged_whatever_the_log_level(
     handlers, level = root.handlers[:], root.level
     try:
         configure_logging(level="ERROR", fmt="json", secrets=["s3cret-value"])
-        logging.getLogger("bot.services").warning("quiet, please")
+        logging.getLogger("bot.use_cases.services").warning("quiet, please")
         log_audit_event(audit_id=7, request_id=None, actor="operator", detail="s3cret-value")
     finally:
         root.handlers[:] = handlers

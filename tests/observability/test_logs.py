@@ -19,7 +19,7 @@ import pytest
 from slack_bolt import App, BoltContext, BoltRequest
 from slack_bolt.authorization import AuthorizeResult
 
-from bot.logs import (
+from bot.app.logs import (
     JsonFormatter,
     SecretMaskingFilter,
     TextFormatter,
@@ -95,7 +95,7 @@ def _settled(stack: Stack) -> None:
         future.result(timeout=15)
     # The work after each ack runs on pimbot's own pool (``deps.later``): settle that one too,
     # or a busy machine lets one interaction's last lines land in the next one's capture.
-    work_workers = 32  # bot/runtime.py: the pimbot-work pool
+    work_workers = 32  # bot/app/runtime.py: the pimbot-work pool
     work_barrier = threading.Barrier(work_workers)
     done = [threading.Event() for _ in range(work_workers)]
 
@@ -133,7 +133,7 @@ def test_every_line_of_a_click_carries_one_correlation_id_and_the_request_id(
     # After the ack the work runs on pimbot's own pool, carrying the same ids.
     listener_lines = [e for e in entries if e["thread_name"].startswith("pimbot-work")]
     assert listener_lines and all(e.get("request_id") == request_id for e in listener_lines)
-    assert any(e["logger"] == "bot.graph.client" for e in listener_lines)  # the activation
+    assert any(e["logger"] == "bot.adapters.graph.client" for e in listener_lines)  # the activation
     for secret in _secrets(stack):
         assert secret not in lines.text()
 

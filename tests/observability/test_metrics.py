@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from bot.metrics import Metrics
+from bot.app.metrics import Metrics
 from tests.e2e.conftest import ADA, ADA_ENTRA, APPROVALS, GRACE, PRA, SECURITY_READER, Stack
 from tests.observability.conftest import scrape
 
@@ -123,7 +123,7 @@ def test_a_database_hiccup_drops_the_gauge_not_the_scrape(
         raise ConnectionError("database is restarting")
 
     metrics.count_pending(unreachable)
-    with caplog.at_level(logging.WARNING, logger="bot.metrics"):
+    with caplog.at_level(logging.WARNING, logger="bot.app.metrics"):
         text = generate_latest(registry).decode()
 
     assert "pimbot_pending_approvals" not in text.replace("# HELP", "").replace("# TYPE", "")

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from bot.catalog import CachedRulesSource
-from bot.policy_file import PolicyFile
-from bot.rules import RoleSettings
-from bot.services import Ports
+from bot.app.policy_file import PolicyFile
+from bot.domain.rules import RoleSettings
+from bot.use_cases.catalog import CachedRulesSource
+from bot.use_cases.services import Ports
 from tests.fakes import (
     ADA,
     ALAN,

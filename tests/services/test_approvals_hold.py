@@ -8,11 +8,11 @@ from datetime import timedelta
 
 import pytest
 
-from bot.elevation import RequestStatus
-from bot.errors import AlreadyDecided, PimUnavailable
-from bot.policy_file import parse_policy
-from bot.rules import RequestForm
-from bot.services import (
+from bot.app.policy_file import parse_policy
+from bot.domain.elevation import RequestStatus
+from bot.domain.errors import AlreadyDecided, PimUnavailable
+from bot.domain.rules import RequestForm
+from bot.use_cases.services import (
     activate_request,
     approve_extension,
     approve_request,

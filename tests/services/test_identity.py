@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bot.approvers import DirectoryApproverResolver
-from bot.catalog import CachedRulesSource
-from bot.errors import IdentityError
-from bot.identity import Installation, identify, membership_problem
-from bot.policy_file import parse_policy
-from bot.ports import DirectoryUser, IdentityLink, SlackProfile
-from bot.rules import PimApprover, RoleSettings
+from bot.app.policy_file import parse_policy
+from bot.domain.errors import IdentityError
+from bot.domain.ports import DirectoryUser, IdentityLink, SlackProfile
+from bot.domain.rules import PimApprover, RoleSettings
+from bot.use_cases.approvers import DirectoryApproverResolver
+from bot.use_cases.catalog import CachedRulesSource
+from bot.use_cases.identity import Installation, identify, membership_problem
 from tests.fakes import GLOBAL_ADMIN, T0, FakeClock, FakePimClient
 
 HOME = Installation("T0PIMBOT")

@@ -7,12 +7,12 @@ from datetime import timedelta
 
 import pytest
 
-from bot.elevation import ElevationRequest, RequestStatus
-from bot.errors import PimUnavailable
-from bot.ports import DueWork
-from bot.rules import RequestForm
-from bot.scheduler import SWEEP_JOB_ID, Sweeper, build_scheduler
-from bot.services import approve_request, deactivate_request, submit_request
+from bot.app.scheduler import SWEEP_JOB_ID, Sweeper, build_scheduler
+from bot.domain.elevation import ElevationRequest, RequestStatus
+from bot.domain.errors import PimUnavailable
+from bot.domain.ports import DueWork
+from bot.domain.rules import RequestForm
+from bot.use_cases.services import approve_request, deactivate_request, submit_request
 from tests.fakes import ADA, GLOBAL_ADMIN, GRACE, SECURITY_READER, T0
 
 

@@ -7,8 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from bot.elevation import Person, RequestStatus
-from bot.errors import (
+from bot.app.policy_file import parse_policy
+from bot.domain.elevation import Person, RequestStatus
+from bot.domain.errors import (
     ActiveDurationTooShort,
     AlreadyDecided,
     IdentityError,
@@ -18,9 +19,8 @@ from bot.errors import (
     PimUnavailable,
     ValidationFailed,
 )
-from bot.policy_file import parse_policy
-from bot.rules import RequestForm
-from bot.services import (
+from bot.domain.rules import RequestForm
+from bot.use_cases.services import (
     approve_extension,
     approve_request,
     cancel_request,

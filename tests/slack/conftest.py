@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from slack_sdk import WebClient
 
-from bot.stand_ins.fake_slack import FakeSlack
+from stand_ins.fake_slack import FakeSlack
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.elevation import ElevationRequest, Person, RoleRef, Ticket
-from bot.rules import PIM_APPROVERS, EffectiveRules
+from bot.domain.elevation import ElevationRequest, Person, RoleRef, Ticket
+from bot.domain.rules import PIM_APPROVERS, EffectiveRules
 
 NOW = datetime(2024, 5, 14, 12, 0, tzinfo=UTC)
 ADA = Person("T0PIMBOT", "U0ADA", entra_id="ada-entra-id", display_name="Ada Lovelace")

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bot.elevation import Person
-from bot.errors import PimbotError
+from bot.domain.elevation import Person
+from bot.domain.errors import PimbotError
 from handlers.after_ack import CommandReply, Home, Modal, Reply, run_after_ack, run_now
 
 ADA = Person("T0TEAM", "U0ADA", "entra-ada")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from bot.elevation import ElevationRequest
+from bot.domain.elevation import ElevationRequest
 from handlers.blocks import (
     approver_followup,
     approver_nudge,

@@ -10,8 +10,8 @@ import pytest
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-from bot.elevation import ElevationRequest, Person, RequestStatus, RoleRef
-from bot.ports import ActiveAssignment, EligibleRole, Event
+from bot.domain.elevation import ElevationRequest, Person, RequestStatus, RoleRef
+from bot.domain.ports import ActiveAssignment, EligibleRole, Event
 from handlers import text
 from handlers.blocks import (
     BREAK_GLASS_VALUE,

@@ -12,9 +12,9 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.elevation import ElevationRequest, Person, RoleRef, Ticket
-from bot.ports import ActiveAssignment, EligibleRole, Event
-from bot.rules import MAX_REASON_LENGTH, MAX_TICKET_LENGTH
+from bot.domain.elevation import ElevationRequest, Person, RoleRef, Ticket
+from bot.domain.ports import ActiveAssignment, EligibleRole, Event
+from bot.domain.rules import MAX_REASON_LENGTH, MAX_TICKET_LENGTH
 from handlers.blocks import (
     check_message_limits,
     check_view_limits,

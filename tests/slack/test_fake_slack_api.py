@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.webhook import WebhookClient
 
-from bot.stand_ins.fake_slack import (
+from stand_ins.fake_slack import (
     APPROVALS_CHANNEL,
     APPROVERS_GROUP,
     DEFAULT_SCOPES,

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.ports import EligibleRole
-from bot.rules import RequestForm, validate_request
-from bot.stand_ins.slack_signing import state_values
+from bot.domain.ports import EligibleRole
+from bot.domain.rules import RequestForm, validate_request
 from handlers.blocks import BREAK_GLASS_VALUE, deny_reason_modal, extend_modal, request_modal
 from handlers.forms import ExtendForm, parse_deny_reason, parse_extend_form, parse_request_form
 from handlers.ids import BlockId
+from stand_ins.slack_signing import state_values
 from tests.slack.slack_fixtures import (
     EXCHANGE_ADMIN,
     GLOBAL_ADMIN,

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.stand_ins.fake_slack import DEFAULT_SCOPES
 from handlers.blocks import COMMAND, SUBCOMMANDS
+from stand_ins.fake_slack import DEFAULT_SCOPES
 
 MANIFEST_PATH = Path(__file__).resolve().parents[2] / "manifest.yml"
 

@@ -13,13 +13,13 @@ from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from bot.ports import EligibleRole
-from bot.rules import RequestForm
-from bot.stand_ins.fake_slack import APPROVALS_CHANNEL, FakeSlack
-from bot.stand_ins.slack_signing import SlackSender, signature, state_values
+from bot.domain.ports import EligibleRole
+from bot.domain.rules import RequestForm
 from handlers.blocks import loading_modal, request_card, request_modal
 from handlers.forms import parse_request_form
 from handlers.ids import ActionId, BlockId, CallbackId
+from stand_ins.fake_slack import APPROVALS_CHANNEL, FakeSlack
+from stand_ins.slack_signing import SlackSender, signature, state_values
 from tests.slack.slack_fixtures import ADA, EXCHANGE_ADMIN, GLOBAL_ADMIN, make_request, make_rules
 
 ELIGIBLE = [EligibleRole(GLOBAL_ADMIN), EligibleRole(EXCHANGE_ADMIN)]

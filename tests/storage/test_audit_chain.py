@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, text
 
-from bot.elevation import AuditEntry
+from bot.domain.elevation import AuditEntry
 from storage.audit_chain import GENESIS, ChainedFields, entry_hash
 from tests.fakes import T0
 

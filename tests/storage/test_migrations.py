@@ -12,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, text
 
-from bot.settings import normalize_database_url
+from bot.app.settings import normalize_database_url
 from storage.database import head_revision, is_up_to_date, make_engine, upgrade
 from storage.tables import Base
 from tests.conftest import BACKENDS
@@ -83,7 +83,7 @@ def test_the_hash_chain_migration_backfills_existing_entries_in_id_order(
         head = connection.execute(text("SELECT last_id FROM audit_head")).scalar_one()
         assert head == last
     # New entries continue the backfilled chain.
-    from bot.elevation import AuditEntry
+    from bot.domain.elevation import AuditEntry
     from tests.fakes import T0
 
     with SqlUnitOfWork(make_session_factory(empty_database)) as uow:

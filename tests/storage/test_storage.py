@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import Engine, inspect, text
 
-from bot.elevation import ElevationRequest, RequestStatus, Ticket
-from bot.errors import ConcurrentUpdate
-from bot.ports import DueWork, Event, IdentityLink, PostedMessage
+from bot.domain.elevation import ElevationRequest, RequestStatus, Ticket
+from bot.domain.errors import ConcurrentUpdate
+from bot.domain.ports import DueWork, Event, IdentityLink, PostedMessage
 from storage.database import current_revision, head_revision, is_up_to_date
 from tests.fakes import ADA, ALAN, GLOBAL_ADMIN, GRACE, T0
 

@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from bot.elevation import ElevationRequest, RequestStatus
-from bot.errors import AlreadyDecided, ConfigurationError, InvalidTransition
-from bot.policy_file import parse_policy
-from bot.rules import RolePolicy, RoleSettings, effective_rules, extension_needs_approval
+from bot.app.policy_file import parse_policy
+from bot.domain.elevation import ElevationRequest, RequestStatus
+from bot.domain.errors import AlreadyDecided, ConfigurationError, InvalidTransition
+from bot.domain.rules import RolePolicy, RoleSettings, effective_rules, extension_needs_approval
 from tests.fakes import ADA, ALAN, GLOBAL_ADMIN, GRACE, T0
 
 HOUR = timedelta(hours=1)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.durations import humanize, parse_duration, to_iso8601
-from bot.errors import ConfigurationError
-from bot.policy_file import load_policy_file, parse_policy
-from bot.settings import Settings, redact_url
+from bot.app.policy_file import load_policy_file, parse_policy
+from bot.app.settings import Settings, redact_url
+from bot.domain.durations import humanize, parse_duration, to_iso8601
+from bot.domain.errors import ConfigurationError
 from tests.fakes import GLOBAL_ADMIN
 
 REPO = Path(__file__).resolve().parents[2]

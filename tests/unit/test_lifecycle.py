@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot.elevation import (
+from bot.domain.elevation import (
     TERMINAL_STATUSES,
     TRANSITIONS,
     Action,
@@ -14,7 +14,7 @@ from bot.elevation import (
     RequestStatus,
     next_status,
 )
-from bot.errors import AlreadyDecided, InvalidTransition, NotAuthorized
+from bot.domain.errors import AlreadyDecided, InvalidTransition, NotAuthorized
 from tests.fakes import ADA, ALAN, GLOBAL_ADMIN, GRACE, T0
 
 S, A = RequestStatus, Action

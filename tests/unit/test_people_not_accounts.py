@@ -8,13 +8,13 @@ from datetime import timedelta
 
 import pytest
 
-from bot.authority import ApproverSet, check_may_decide
-from bot.elevation import LIVE_STATUSES, ElevationRequest, Person
-from bot.errors import AlreadyDecided, ConfigurationError, NotAuthorized
-from bot.identity import EntraAccounts, account_problem
-from bot.policy_file import parse_policy
-from bot.ports import DirectoryUser
-from bot.rules import ApproverKind, ApproverLink, ApproverSpec
+from bot.app.policy_file import parse_policy
+from bot.domain.authority import ApproverSet, check_may_decide
+from bot.domain.elevation import LIVE_STATUSES, ElevationRequest, Person
+from bot.domain.errors import AlreadyDecided, ConfigurationError, NotAuthorized
+from bot.domain.ports import DirectoryUser
+from bot.domain.rules import ApproverKind, ApproverLink, ApproverSpec
+from bot.use_cases.identity import EntraAccounts, account_problem
 from storage.tables import LIVE_STATUS_VALUES
 from tests.fakes import ADA, ALAN, GLOBAL_ADMIN, GRACE, T0, FakeClock, FakePimClient
 
@@ -115,7 +115,7 @@ def test_account_state_is_cached_briefly_then_read_again() -> None:
 
 
 def test_a_user_graph_did_not_say_is_enabled_counts_as_disabled() -> None:
-    from bot.graph.parsing import directory_user
+    from bot.adapters.graph.parsing import directory_user
 
     stated = directory_user({"id": "u1", "accountEnabled": True, "userType": "Guest"})
     unstated = directory_user({"id": "u2"})

@@ -7,11 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from bot.elevation import ElevationRequest, RequestStatus
-from bot.errors import ConfigurationError, ValidationFailed
-from bot.policy_file import parse_policy
-from bot.rules import DURATION, MIN_DURATION
-from bot.services import _check_extension_bounds
+from bot.app.policy_file import parse_policy
+from bot.domain.elevation import ElevationRequest, RequestStatus
+from bot.domain.errors import ConfigurationError, ValidationFailed
+from bot.domain.rules import DURATION, MIN_DURATION
+from bot.use_cases.services import _check_extension_bounds
 from tests.fakes import ADA, GLOBAL_ADMIN, GRACE, T0
 
 UNDER = MIN_DURATION - timedelta(seconds=1)

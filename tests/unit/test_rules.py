@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from bot.authority import ApproverSet, check_may_decide
-from bot.elevation import ElevationRequest, Person
-from bot.errors import NotAuthorized
-from bot.rules import (
+from bot.domain.authority import ApproverSet, check_may_decide
+from bot.domain.elevation import ElevationRequest, Person
+from bot.domain.errors import NotAuthorized
+from bot.domain.rules import (
     ApprovalMode,
     Mode,
     RequestForm,

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql
 
-from bot.elevation import ElevationRequest, RequestStatus
-from bot.ports import TIMERS, DueAfter, DueColumn, DueWork, TimerSpec, timer_spec
-from bot.scheduler import STUCK_AFTER, Sweeper, handler_for
+from bot.app.scheduler import STUCK_AFTER, Sweeper, handler_for
+from bot.domain.elevation import ElevationRequest, RequestStatus
+from bot.domain.ports import TIMERS, DueAfter, DueColumn, DueWork, TimerSpec, timer_spec
 from storage import repository
 from storage.tables import RequestRow, UtcDateTime
 from tests.fakes import ADA, GLOBAL_ADMIN, T0

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot.elevation import (
+from bot.domain.elevation import (
     SYSTEM,
     TRANSITIONS,
     Action,
@@ -21,7 +21,7 @@ from bot.elevation import (
     Event,
     RequestStatus,
 )
-from bot.errors import AlreadyDecided, InvalidTransition, NotAuthorized
+from bot.domain.errors import AlreadyDecided, InvalidTransition, NotAuthorized
 from tests.fakes import ADA, ALAN, GLOBAL_ADMIN, GRACE, T0
 
 S, A, E = RequestStatus, Action, Event
@@ -311,6 +311,6 @@ def test_the_system_moves_ends_only_by_following_pim() -> None:
 
 
 def test_ports_still_name_the_domains_events() -> None:
-    from bot import ports
+    from bot.domain import ports
 
     assert ports.Event is Event

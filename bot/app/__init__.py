@@ -1,0 +1,1 @@
+"""The application shell: composition root, CLI, doctor, demo, metrics, settings, logs."""

@@ -1,0 +1,442 @@
+"""The ports the use cases talk through, in domain language.
+
+Only domain values cross these: no httpx, Graph JSON, Slack payloads or SQLAlchemy sessions.
+Real adapters live in ``bot.adapters.graph`` (PIM), ``handlers.notifier`` (Slack) and ``storage``;
+the tests have fakes for each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from types import TracebackType
+from typing import Literal, Protocol, Self
+
+from bot.domain.authority import ApproverSet
+from bot.domain.elevation import (
+    AuditEntry,
+    ElevationRequest,
+    Person,
+    RequestStatus,
+    RoleRef,
+    Ticket,
+)
+from bot.domain.elevation import (
+    Event as Event,  # re-exported: the domain records events, ports carry them
+)
+from bot.domain.rules import ApproverSpec, EffectiveRules, RoleSettings
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Timezone-aware UTC now."""
+        ...
+
+
+# --- Microsoft Graph / PIM -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DirectoryUser:
+    id: str
+    display_name: str
+    user_principal_name: str
+    mail: str | None = None
+    # Graph returns these only when $select names them; pimbot always does. A user whose
+    # accountEnabled Graph did not state is treated as disabled (fail closed).
+    account_enabled: bool = True
+    user_type: str = "Member"  # "Member" | "Guest"
+
+    @property
+    def is_guest(self) -> bool:
+        return self.user_type.casefold() == "guest"
+
+
+@dataclass(frozen=True)
+class EligibleRole:
+    """A role the user may activate now, directly or through a role-assignable group."""
+
+    role: RoleRef
+    member_type: str = "Direct"  # "Direct" | "Group" | "Inherited"
+    via_group_id: str | None = None
+    ends_at: datetime | None = None  # None: eligible permanently
+
+
+@dataclass(frozen=True)
+class ActiveAssignment:
+    """A role the user holds now: ``Activated`` (time-bound) or ``Assigned`` (permanent or set)."""
+
+    role: RoleRef
+    assignment_type: str  # "Activated" | "Assigned"
+    starts_at: datetime | None
+    ends_at: datetime | None  # None: permanent
+    member_type: str = "Direct"
+
+    @property
+    def is_permanent(self) -> bool:
+        return self.ends_at is None
+
+
+@dataclass(frozen=True)
+class ActivationRequest:
+    principal_id: str
+    role: RoleRef
+    duration: timedelta
+    justification: str
+    ticket: Ticket | None = None
+    start: datetime | None = None  # None: now
+
+
+@dataclass(frozen=True)
+class ActivationResult:
+    """What PIM made of a schedule request: its id, Graph status string and schedule."""
+
+    graph_request_id: str
+    status: str  # Graph's exact string: Provisioned, Granted, PendingApproval, ...
+    starts_at: datetime | None
+    ends_at: datetime | None
+
+    @property
+    def is_granted(self) -> bool:
+        return self.status.lower() in ("provisioned", "granted", "scheduled", "schedulecreated")
+
+
+class PimClient(Protocol):
+    """Everything pimbot asks Microsoft Graph PIM (Entra directory roles)."""
+
+    def resolve_user(self, ref: str) -> DirectoryUser | None:
+        """By object id, UPN or mail; None when nobody matches."""
+        ...
+
+    def users_by_email(self, email: str) -> list[DirectoryUser]:
+        """Every user whose mail or userPrincipalName is ``email`` (case-insensitive)."""
+        ...
+
+    def list_group_members(self, group_id: str) -> list[DirectoryUser]: ...
+
+    def list_eligible_roles(self, principal_id: str) -> list[EligibleRole]: ...
+
+    def list_active_assignments(self, principal_id: str) -> list[ActiveAssignment]: ...
+
+    def get_role_settings(self, role: RoleRef) -> RoleSettings: ...
+
+    def activate(self, request: ActivationRequest) -> ActivationResult: ...
+
+    def deactivate(self, principal_id: str, role: RoleRef) -> ActivationResult: ...
+
+    def extend(
+        self,
+        principal_id: str,
+        role: RoleRef,
+        *,
+        new_end: datetime,
+        justification: str,
+        ticket: Ticket | None = None,
+    ) -> ActivationResult: ...
+
+    def get_request(self, graph_request_id: str) -> ActivationResult: ...
+
+
+# --- Slack-facing side -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SlackProfile:
+    """What Slack's users.info says about a person, reduced to what authority needs."""
+
+    user_id: str
+    team_id: str
+    enterprise_id: str | None = None
+    email: str | None = None
+    real_name: str | None = None
+    tz: str | None = None
+    deleted: bool = False
+    is_bot: bool = False
+    is_restricted: bool = False  # multi-channel guest
+    is_ultra_restricted: bool = False  # single-channel guest
+    is_stranger: bool = False  # Slack Connect: from another organisation
+
+
+class SlackDirectory(Protocol):
+    def user_profile(self, user_id: str) -> SlackProfile | None: ...
+
+    def user_by_email(self, email: str) -> SlackProfile | None: ...
+
+    def usergroup_members(self, handle: str) -> list[str]:
+        """Slack user ids in the user group with this handle (empty if there is none)."""
+        ...
+
+
+class Notifier(Protocol):
+    def request_changed(self, request: ElevationRequest, event: Event) -> None:
+        """Re-render every card of ``request`` and tell the people ``event`` concerns."""
+        ...
+
+
+class ApproverResolver(Protocol):
+    def resolve(self, specs: Sequence[ApproverSpec], rules: EffectiveRules) -> ApproverSet:
+        """The people the specs name, right now (Slack users, user groups, Entra groups, PIM)."""
+        ...
+
+
+class RulesSource(Protocol):
+    def rules_for(self, role: RoleRef) -> EffectiveRules: ...
+
+
+# --- Storage ---------------------------------------------------------------------------------
+
+
+class RequestRepository(Protocol):
+    """``add`` and ``save`` write the request's audit entries and its new events (to the
+    outbox) in the same transaction, and return the notifications they queued, in order."""
+
+    def add(self, request: ElevationRequest) -> list[PendingNotification]: ...
+
+    def get(self, request_id: str) -> ElevationRequest | None: ...
+
+    def save(self, request: ElevationRequest) -> list[PendingNotification]:
+        """Persist changes if nobody else saved first; ConcurrentUpdate otherwise."""
+        ...
+
+    def list_for_requester(self, person: Person, *, limit: int = 20) -> list[ElevationRequest]: ...
+
+    def list_live_for_role(
+        self, person: Person, role_definition_id: str
+    ) -> list[ElevationRequest]: ...
+
+    def list_pending(self, *, limit: int = 100) -> list[ElevationRequest]: ...
+
+    def list_recent_elevations(
+        self, person: Person, *, since: datetime, limit: int = 5
+    ) -> list[ElevationRequest]: ...
+
+    def claim_due(
+        self,
+        kind: DueWork,
+        now: datetime,
+        *,
+        owner: str,
+        lease: timedelta,
+        limit: int = 100,
+        age: timedelta = timedelta(0),
+    ) -> list[str]:
+        """Lease due rows to ``owner``; a row leased by a live owner is skipped."""
+        ...
+
+    def renew_lease(
+        self, request_id: str, now: datetime, *, owner: str, lease: timedelta
+    ) -> bool: ...
+
+    def release(self, request_id: str, *, owner: str) -> None: ...
+
+    def release_all(self, *, owner: str) -> int: ...
+
+
+class DueWork(StrEnum):
+    """The timers the scheduler's sweep serves; each is described once, in ``TIMERS``."""
+
+    REMINDER = "reminder"
+    EXPIRY = "expiry"
+    SCHEDULED_START = "scheduled_start"
+    STUCK_APPROVED = "stuck_approved"
+    NUDGE = "nudge"
+    PENDING_TIMEOUT = "pending_timeout"
+    DEACTIVATION = "deactivation"
+    BREAK_GLASS_REVIEW = "break_glass_review"
+
+
+class DueAfter(StrEnum):
+    """How long after its due column a row becomes due: a fixed wait or a deployment setting."""
+
+    AT_ONCE = "at_once"
+    STUCK_AFTER = "stuck_after"  # an ``approved`` row older than this lost its activation call
+    NUDGE_AFTER = "nudge_after"  # setting
+    PENDING_TIMEOUT = "pending_timeout"  # setting
+
+
+# Timestamp fields that exist, under the same name, on ElevationRequest and its stored row.
+DueColumn = Literal[
+    "remind_at",
+    "reminded_at",
+    "ends_at",
+    "starts_at",
+    "updated_at",
+    "created_at",
+    "nudged_at",
+    "deactivate_at",
+    "review_due_at",
+    "reviewed_at",
+]
+
+
+@dataclass(frozen=True)
+class TimerSpec:
+    """One kind of due work: a row is due when its status is one of ``statuses`` (any status
+    if empty), ``due_column`` + the ``after`` wait has passed, and ``unless_set`` (if any) is
+    still unset. The repository builds its query from this, rows are claimed in ``due_column``
+    order (the (status, due column) indexes serve it), and the scheduler dispatches on ``kind``."""
+
+    kind: DueWork
+    statuses: frozenset[RequestStatus]
+    due_column: DueColumn
+    after: DueAfter = DueAfter.AT_ONCE
+    unless_set: DueColumn | None = None
+
+    def due_at(self, request: ElevationRequest, wait: timedelta) -> datetime | None:
+        """When ``request`` became (or becomes) due, ``wait`` being this spec's ``after``."""
+        column: datetime | None = getattr(request, self.due_column)
+        return column + wait if column is not None else None
+
+
+_ACTIVE = frozenset({RequestStatus.ACTIVE})
+_PENDING = frozenset({RequestStatus.PENDING_APPROVAL})
+
+# Every timer, in the order one sweep serves them.
+TIMERS: tuple[TimerSpec, ...] = (
+    TimerSpec(
+        DueWork.STUCK_APPROVED,
+        frozenset({RequestStatus.APPROVED}),
+        "updated_at",
+        after=DueAfter.STUCK_AFTER,
+    ),
+    TimerSpec(DueWork.SCHEDULED_START, frozenset({RequestStatus.SCHEDULED}), "starts_at"),
+    TimerSpec(DueWork.DEACTIVATION, _ACTIVE, "deactivate_at"),
+    TimerSpec(DueWork.EXPIRY, _ACTIVE, "ends_at"),
+    TimerSpec(DueWork.REMINDER, _ACTIVE, "remind_at", unless_set="reminded_at"),
+    TimerSpec(
+        DueWork.NUDGE, _PENDING, "created_at", after=DueAfter.NUDGE_AFTER, unless_set="nudged_at"
+    ),
+    TimerSpec(DueWork.PENDING_TIMEOUT, _PENDING, "created_at", after=DueAfter.PENDING_TIMEOUT),
+    # Owed whatever happened to the elevation since (it may have ended long ago).
+    TimerSpec(DueWork.BREAK_GLASS_REVIEW, frozenset(), "review_due_at", unless_set="reviewed_at"),
+)
+_SPECS = {spec.kind: spec for spec in TIMERS}
+
+
+def timer_spec(kind: DueWork) -> TimerSpec:
+    """The one description of ``kind``; an unknown kind is an error, never a default."""
+    try:
+        return _SPECS[kind]
+    except KeyError:
+        raise ValueError(f"no timer is described for {kind!r}") from None
+
+
+class AuditLog(Protocol):
+    def add(self, entry: AuditEntry) -> None: ...
+
+    def list_for_request(self, request_id: str) -> list[AuditEntry]: ...
+
+    def list_recent(self, *, limit: int = 100) -> list[AuditEntry]: ...
+
+
+@dataclass(frozen=True)
+class IdentityLink:
+    slack_team: str
+    slack_user: str
+    entra_id: str
+    source: str  # how it was made: "operator" | "email" | "signin"
+    linked_at: datetime
+
+
+class IdentityLinks(Protocol):
+    def get(self, slack_team: str, slack_user: str) -> IdentityLink | None: ...
+
+    def for_entra(self, entra_id: str) -> IdentityLink | None:
+        """The one Slack account linked to this Entra user, if any."""
+        ...
+
+    def link(self, link: IdentityLink, *, replace: bool = True) -> None:
+        """Insert or replace; LinkConflict when another Slack account holds the Entra user,
+        or (``replace=False``) when this Slack user is linked already."""
+        ...
+
+    def unlink(self, slack_team: str, slack_user: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class PostedMessage:
+    request_id: str
+    channel: str
+    ts: str
+    kind: str  # "approver_card" | "info_card" | "requester_dm" | "reminder"
+    posted_at: datetime
+    target: str | None = None  # what it was addressed to: a channel id, or a user id (a DM)
+
+
+class MessageLog(Protocol):
+    def add(self, message: PostedMessage) -> None: ...
+
+    def list_for_request(self, request_id: str) -> list[PostedMessage]: ...
+
+
+@dataclass(frozen=True)
+class PendingNotification:
+    id: int
+    request_id: str
+    event: Event
+
+
+class Outbox(Protocol):
+    def add(self, request_id: str, event: Event, at: datetime) -> int: ...
+
+    def mark_delivered(self, notification_id: int, at: datetime) -> None: ...
+
+    def claim_undelivered(
+        self,
+        now: datetime,
+        *,
+        older_than: timedelta,
+        owner: str,
+        lease: timedelta,
+        limit: int = 100,
+    ) -> list[PendingNotification]: ...
+
+    def release_all(self, *, owner: str) -> int: ...
+
+
+class ReplayCache(Protocol):
+    def remember(self, slack_timestamp: int, signature: str, at: datetime) -> bool:
+        """True the first time this (timestamp, signature) is seen by any replica."""
+        ...
+
+    def forget_before(self, slack_timestamp: int) -> int:
+        """Drop entries signed before ``slack_timestamp`` (Unix seconds); how many went."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction. Rolls back unless ``commit()`` was called inside the ``with`` block."""
+
+    # Read-only, so that an adapter may expose richer repositories than these protocols.
+    @property
+    def requests(self) -> RequestRepository: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
+
+    @property
+    def identities(self) -> IdentityLinks: ...
+
+    @property
+    def messages(self) -> MessageLog: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+    @property
+    def replays(self) -> ReplayCache: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...

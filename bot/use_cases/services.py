@@ -1,0 +1,770 @@
+"""Use cases: one plain function per thing a person (or the scheduler) asks pimbot to do.
+
+Each state change is one unit of work with its audit entries in the same transaction, and no
+transaction is ever open during a Graph or Slack call: approve commits ``approved``, calls
+Graph, then commits ``active`` or ``failed``. Slack hears about a change only after it is
+committed, and a failure to tell Slack never undoes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.domain.authority import check_is_requester, check_may_decide, is_same_person
+from bot.domain.durations import humanize
+from bot.domain.elevation import Action as LifecycleAction
+from bot.domain.elevation import (
+    ElevationRequest,
+    Person,
+    RequestStatus,
+    RoleRef,
+    Ticket,
+    next_status,
+)
+from bot.domain.errors import (
+    ActiveDurationTooShort,
+    AssignmentExists,
+    AssignmentNotFound,
+    ConcurrentUpdate,
+    IdentityError,
+    InvalidTransition,
+    LiveRequestExists,
+    NotAuthorized,
+    PimbotError,
+    PimError,
+    PimUnavailable,
+    RequestNotFound,
+    ValidationFailed,
+)
+from bot.domain.ports import (
+    ActivationRequest,
+    ActivationResult,
+    ApproverResolver,
+    Clock,
+    EligibleRole,
+    Event,
+    Notifier,
+    PimClient,
+    RulesSource,
+    UnitOfWork,
+)
+from bot.domain.rules import (
+    DURATION,
+    JUSTIFICATION_WHO_ROOM,
+    MIN_DURATION,
+    PIM_JUSTIFICATION_LIMIT,
+    ROLE,
+    ApproverSpec,
+    EffectiveRules,
+    Mode,
+    RequestForm,
+    extension_needs_approval,
+    justification_suffix,
+    note_problem,
+    validate_request,
+)
+
+log = logging.getLogger(__name__)
+
+# A scheduled start this close to now is treated as "now" (PIM's clock and ours differ a little).
+_START_SLACK = timedelta(minutes=1)
+_SAVE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Everything the use cases talk to, built once by the composition root."""
+
+    uow: Callable[[], UnitOfWork]
+    pim: PimClient
+    notifier: Notifier
+    clock: Clock
+    approvers: ApproverResolver
+    rules: RulesSource
+    mode: Mode = Mode.BROKER
+    # How often approvers are reminded of a break-glass activation nobody acknowledged yet.
+    review_nudge_every: timedelta = timedelta(hours=1)
+    # An approved request not activated within this (of its approval or requested start) fails.
+    approval_ttl: timedelta = timedelta(hours=1)
+
+
+# --- requesting ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckedRequest:
+    """A form that passed every check, ready to store (see ``check_request``)."""
+
+    form: RequestForm
+    requester: Person
+    role: RoleRef
+    rules: EffectiveRules
+
+
+def check_request(form: RequestForm, requester: Person, *, ports: Ports) -> CheckedRequest:
+    """Eligibility, current assignments and the effective rules; ValidationFailed per field.
+
+    Kept apart from ``store_request`` so that a Slack modal can answer field errors inside its
+    3-second acknowledgement and do the rest afterwards.
+    """
+    if requester.entra_id is None:
+        raise IdentityError("Your Slack account is not linked to a Microsoft Entra account yet.")
+    role = _eligible_role(form.role_definition_id, requester.entra_id, ports)
+    _refuse_if_already_active(role, requester.entra_id, ports)
+    rules = ports.rules.rules_for(role)
+    if rules.approval_required:
+        # Break glass too: someone must be able to review it afterwards.
+        _require_approvers(rules, ports)
+    errors = validate_request(
+        form, rules, now=ports.clock.now(), mode=ports.mode, requester_slack_id=requester.slack_user
+    )
+    if errors:
+        raise ValidationFailed(errors)
+    return CheckedRequest(form, requester, role, rules)
+
+
+def submit_request(form: RequestForm, requester: Person, *, ports: Ports) -> ElevationRequest:
+    """Check the form against eligibility and the effective rules, then store the request."""
+    return store_request(check_request(form, requester, ports=ports), ports=ports)
+
+
+def store_request(checked: CheckedRequest, *, ports: Ports) -> ElevationRequest:
+    """Store a checked request, route it, and activate at once when no approval is needed."""
+    form, requester, role, rules = checked.form, checked.requester, checked.role, checked.rules
+    assert form.duration is not None  # validate_request refuses a missing duration
+    now = ports.clock.now()
+    ticket = (
+        Ticket(form.ticket_number.strip(), form.ticket_system.strip() or None)
+        if form.ticket_number.strip()
+        else None
+    )
+    start = form.start if form.start and form.start > now + _START_SLACK else None
+    with ports.uow() as uow:
+        live = uow.requests.list_live_for_role(requester, role.role_definition_id)
+        if live:
+            state = live[0].status.value.replace("_", " ")
+            raise ValidationFailed(
+                {ROLE: f"You already have a request for {role.display_name} that is {state}."}
+            )
+        request = ElevationRequest.submit(
+            requester=requester,
+            role=role,
+            duration=form.duration,
+            reason=form.reason.strip(),
+            at=now,
+            ticket=ticket,
+            requested_start=start,
+            quorum=rules.quorum,
+            approver_specs=tuple(spec.as_text() for spec in rules.approvers),
+            break_glass=form.break_glass,
+        )
+        if form.break_glass:
+            request.auto_approve(
+                actor=requester.key,
+                at=now,
+                why="break-glass: activated without waiting for approval",
+            )
+            request.open_review(due=now + ports.review_nudge_every, at=now)
+        elif not rules.approval_required:
+            request.auto_approve(actor="pimbot", at=now, why="no approval required for this role")
+        try:
+            queued = uow.requests.add(request)
+        except LiveRequestExists:
+            raced = True  # another submission of the same role committed first
+        else:
+            raced = False
+            uow.commit()
+    if raced:
+        with ports.uow() as uow:
+            live = uow.requests.list_live_for_role(requester, role.role_definition_id)
+        state = live[0].status.value.replace("_", " ") if live else "live"
+        raise ValidationFailed(
+            {ROLE: f"You already have a request for {role.display_name} that is {state}."}
+        )
+    log.info("request submitted", extra={"request_id": request.id, "status": request.status})
+    for notification in queued:
+        deliver(ports, request, notification.event, notification.id)
+    if request.status is RequestStatus.APPROVED:
+        return activate_request(request.id, ports=ports)
+    return request
+
+
+def _eligible_role(role_definition_id: str, principal_id: str, ports: Ports) -> RoleRef:
+    for eligible in ports.pim.list_eligible_roles(principal_id):
+        if eligible.role.role_definition_id == role_definition_id:
+            return eligible.role
+    raise ValidationFailed(
+        {
+            ROLE: "You are not eligible for that role in PIM. Ask an admin to "
+            "make you eligible, or pick another role."
+        }
+    )
+
+
+def _refuse_if_already_active(role: RoleRef, principal_id: str, ports: Ports) -> None:
+    for assignment in ports.pim.list_active_assignments(principal_id):
+        if assignment.role.role_definition_id != role.role_definition_id:
+            continue
+        if assignment.is_permanent:
+            raise ValidationFailed({ROLE: f"You hold {role.display_name} permanently already."})
+        until = assignment.ends_at.strftime("%H:%M UTC") if assignment.ends_at else "?"
+        raise ValidationFailed(
+            {
+                ROLE: f"{role.display_name} is already active for you until "
+                f"{until}. Extend it instead of asking again."
+            }
+        )
+
+
+# --- deciding ------------------------------------------------------------------------------------
+
+
+def approve_request(request_id: str, approver: Person, *, ports: Ports) -> ElevationRequest:
+    """Count ``approver``'s approval; at quorum, activate the role in PIM."""
+    request = _decide(request_id, approver, ports, lambda req, at: req.approve(approver, at=at))
+    if request.status is RequestStatus.APPROVED:  # this approval reached quorum
+        return activate_request(request_id, ports=ports)
+    return request
+
+
+def deny_request(
+    request_id: str, approver: Person, reason: str, *, ports: Ports
+) -> ElevationRequest:
+    why = _denial_reason(reason, "request")
+    return _decide(
+        request_id, approver, ports, lambda req, at: req.deny(approver, reason=why, at=at)
+    )
+
+
+def _decide(
+    request_id: str,
+    approver: Person,
+    ports: Ports,
+    decision: Callable[[ElevationRequest, datetime], object],
+) -> ElevationRequest:
+    """Apply an approver's decision after re-checking their authority against fresh state.
+
+    Approvers are resolved outside the transaction (Slack and Graph lookups); the check and
+    the decision run inside it, so a double click or a race becomes "already decided by …".
+    The decision records its own events; what it led to is read from the returned state.
+    """
+    request = load_request(request_id, ports)
+    approvers = ports.approvers.resolve(_specs(request), ports.rules.rules_for(request.role))
+    now = ports.clock.now()
+
+    def decide(req: ElevationRequest) -> None:
+        check_may_decide(req, approver, approvers)
+        decision(req, now)
+
+    return change_request(request_id, decide, ports)
+
+
+def _denial_reason(reason: str, what: str) -> str:
+    if not reason.strip():
+        raise ValidationFailed({"reason": f"Say why you deny the {what}; the requester sees it."})
+    problem = note_problem(reason.strip(), "reason")
+    if problem:
+        raise ValidationFailed({"reason": problem})
+    return reason.strip()
+
+
+def acknowledge_break_glass(request_id: str, reviewer: Person, *, ports: Ports) -> ElevationRequest:
+    """An approver of the role acknowledges a break-glass activation after the fact.
+
+    Authority is checked from the clicking person against the approvers resolved now, as for
+    a decision: never the requester, never someone who could not have approved it.
+    """
+    request = load_request(request_id, ports)
+    approvers = ports.approvers.resolve(_specs(request), ports.rules.rules_for(request.role))
+    now = ports.clock.now()
+
+    def acknowledge(req: ElevationRequest) -> None:
+        if is_same_person(reviewer, req.requester):
+            raise NotAuthorized("You cannot review your own break-glass activation.")
+        if reviewer not in approvers:
+            raise NotAuthorized(
+                f"Only an approver of {req.role.display_name} can acknowledge this break-glass "
+                "activation."
+            )
+        req.acknowledge_review(reviewer, at=now)
+
+    return change_request(request_id, acknowledge, ports)
+
+
+def nudge_break_glass_review(request_id: str, *, ports: Ports) -> ElevationRequest:
+    """Nobody acknowledged a break-glass activation yet: remind the approvers, and again later."""
+    now = ports.clock.now()
+    request = load_request(request_id, ports)
+    if not request.awaits_review:
+        return request
+    return change_request(
+        request_id,
+        lambda req: req.mark_review_nudged(next_due=now + ports.review_nudge_every, at=now),
+        ports,
+    )
+
+
+def cancel_request(request_id: str, actor: Person, *, ports: Ports) -> ElevationRequest:
+    """The requester withdraws a request that is not active yet."""
+    now = ports.clock.now()
+    return change_request(request_id, lambda req: req.cancel(actor, at=now), ports)
+
+
+# --- activating and ending -----------------------------------------------------------------------
+
+
+def activate_request(request_id: str, *, ports: Ports) -> ElevationRequest:
+    """Turn an ``approved`` request into a PIM assignment; commit ``active`` or ``failed``."""
+    request = load_request(request_id, ports)
+    if request.status is not RequestStatus.APPROVED:
+        return request  # someone else (a racing click, the sweeper) got here first
+    if request.approval_lapsed(at=ports.clock.now(), ttl=ports.approval_ttl):
+        # Fail rather than reopen the decision: the requester is told plainly to ask again,
+        # the approvers' card says why, and nobody is activated on a yes given hours ago.
+        decided = request.decided_at.strftime("%Y-%m-%d %H:%M UTC") if request.decided_at else "?"
+        return _fail(
+            request_id,
+            f"the approval given at {decided} lapsed before {request.role.display_name} could "
+            f"be activated (approvals are good for {humanize(ports.approval_ttl)}). "
+            "Ask again with `/pim request`.",
+            ports,
+        )
+    assert request.requester.entra_id is not None
+    try:
+        refusal = _requester_refusal(request, ports)
+    except PimUnavailable as exc:
+        log.warning("activation deferred: %s", exc.user_message, extra={"request_id": request_id})
+        return request  # the sweeper tries again; nothing was sent to PIM
+    if refusal is not None:
+        return _fail(request_id, refusal, ports)
+    rules = ports.rules.rules_for(request.role)
+    try:
+        result = ports.pim.activate(
+            ActivationRequest(
+                principal_id=request.requester.entra_id,
+                role=request.role,
+                duration=request.duration,
+                justification=_justification(request, ports),
+                ticket=request.ticket,
+                start=request.requested_start,
+            )
+        )
+    except PimUnavailable as exc:
+        # Ambiguous: the assignment may or may not exist. Leave ``approved`` for the sweeper,
+        # which asks Graph before doing anything (never a second blind activation).
+        log.warning("activation deferred: %s", exc.user_message, extra={"request_id": request_id})
+        return request
+    except AssignmentExists as exc:
+        return _fail(
+            request_id,
+            f"{request.role.display_name} is already active for you in "
+            f"PIM (activated outside pimbot?). {exc.user_message}",
+            ports,
+        )
+    except PimError as exc:
+        return _fail(request_id, exc.user_message, ports)
+    return record_activation(request_id, result, rules, ports=ports)
+
+
+def _requester_refusal(request: ElevationRequest, ports: Ports) -> str | None:
+    """Approval takes time: the requester's Entra account may have been disabled or deleted
+    since they asked. Checked afresh just before PIM is asked, like every click is."""
+    assert request.requester.entra_id is not None
+    user = ports.pim.resolve_user(request.requester.entra_id)
+    if user is None:
+        return (
+            f"{request.role.display_name} was not activated: the requester's Microsoft Entra "
+            "account no longer exists."
+        )
+    if not user.account_enabled:
+        return (
+            f"{request.role.display_name} was not activated: the requester's Microsoft Entra "
+            "account is disabled."
+        )
+    return None
+
+
+def record_activation(
+    request_id: str, result: ActivationResult, rules: EffectiveRules, *, ports: Ports
+) -> ElevationRequest:
+    """Store what PIM answered: active now, or scheduled for a later start."""
+    now = ports.clock.now()
+    request = load_request(request_id, ports)
+    starts_at = result.starts_at or request.requested_start or now
+    ends_at = result.ends_at or starts_at + request.duration
+
+    def store(req: ElevationRequest) -> None:
+        if starts_at > now + _START_SLACK:
+            req.schedule(
+                starts_at=starts_at,
+                ends_at=ends_at,
+                graph_request_id=result.graph_request_id,
+                at=now,
+            )
+        else:
+            req.mark_active(
+                starts_at=starts_at,
+                ends_at=ends_at,
+                graph_request_id=result.graph_request_id,
+                at=now,
+                remind_at=reminder_time(starts_at, ends_at, rules.reminder_lead),
+            )
+
+    return change_request(request_id, store, ports)
+
+
+def reminder_time(starts_at: datetime, ends_at: datetime, lead: timedelta) -> datetime:
+    """When to warn before expiry: ``lead`` ahead, but never before half of a short activation."""
+    return ends_at - min(lead, (ends_at - starts_at) / 2)
+
+
+def deactivate_request(
+    request_id: str, actor: Person, *, ports: Ports, reason: str | None = None
+) -> ElevationRequest:
+    """End an active elevation early in PIM, then record it.
+
+    PIM refuses to end an activation in its first five minutes; asked earlier, pimbot
+    schedules the deactivation for the first moment PIM allows and says so.
+    """
+    request = load_request(request_id, ports)
+    check_is_requester(request, actor)
+    next_status(request.status, LifecycleAction.DEACTIVATE)  # refuse early if not active
+    assert request.requester.entra_id is not None
+    now = ports.clock.now()
+    earliest = (request.starts_at or now) + MIN_DURATION
+    if now < earliest:
+        return _schedule_deactivation(request_id, actor, earliest, ports)
+    detail = reason or "ended early by the requester"
+    try:
+        ports.pim.deactivate(request.requester.entra_id, request.role)
+    except AssignmentNotFound:
+        detail = "PIM no longer had the assignment"
+    except ActiveDurationTooShort:
+        # Our clock ran ahead of PIM's: try again shortly after the boundary.
+        return _schedule_deactivation(request_id, actor, now + timedelta(minutes=1), ports)
+    now = ports.clock.now()
+    request = change_request(
+        request_id,
+        lambda req: req.deactivate(actor, at=now, reason=detail),
+        ports,
+    )
+    return request
+
+
+def _schedule_deactivation(
+    request_id: str, actor: Person, when: datetime, ports: Ports
+) -> ElevationRequest:
+    now = ports.clock.now()
+    request = change_request(
+        request_id,
+        lambda req: req.schedule_deactivation(actor, when=when, at=now),
+        ports,
+    )
+    return request
+
+
+def extend_request(
+    request_id: str,
+    actor: Person,
+    extra: timedelta,
+    *,
+    ports: Ports,
+    reason: str = "",
+    key: str | None = None,
+) -> ElevationRequest:
+    """Move the end of an active elevation later, with no gap in access.
+
+    A role that needed approval was approved for what it asked: running longer goes to the
+    approvers again (a new round; the role stays active meanwhile), unless the policy file's
+    ``self_extension`` allows this total. PIM's isApprovalRequiredForExtension or the policy's
+    ``extension_requires_approval`` send every extension to them. ``key`` (the Slack form's
+    view id) makes a replayed submission a no-op answered "already sent".
+    """
+    request = load_request(request_id, ports)
+    check_is_requester(request, actor)
+    next_status(request.status, LifecycleAction.EXTEND)
+    rules = ports.rules.rules_for(request.role)
+    now = ports.clock.now()
+    _check_extension_bounds(request, extra, rules, now)
+    assert request.ends_at is not None
+    needs_approval = extension_needs_approval(
+        rules,
+        approved_by_people=bool(request.approvals()),
+        total=request.ends_at + extra - (request.starts_at or now),
+    )
+    if needs_approval:
+        _require_approvers(rules, ports)
+    if key is not None:
+        # Claimed in its own conditional save before Graph is called: of two identical
+        # submissions racing, exactly one gets past this point.
+        change_request(request_id, lambda req: req.claim_extension_key(key, at=now), ports)
+    if needs_approval:
+        why = reason.strip() or request.reason
+        request = change_request(
+            request_id,
+            lambda req: req.ask_extension(actor, extra=extra, reason=why, at=now),
+            ports,
+        )
+        return request
+    return _apply_extension(request_id, actor, extra, rules, ports)
+
+
+def approve_extension(request_id: str, approver: Person, *, ports: Ports) -> ElevationRequest:
+    """Count an approval of a pending extension; at quorum, extend the role in PIM."""
+    request = _decide(
+        request_id, approver, ports, lambda req, at: req.approve_extension(approver, at=at)
+    )
+    if not request.extension_ready:  # not this approval's quorum (EXTENDED comes from PIM)
+        return request
+    assert request.pending_extension is not None
+    rules = ports.rules.rules_for(request.role)
+    return _apply_extension(request_id, approver, request.pending_extension, rules, ports)
+
+
+def deny_extension(
+    request_id: str, approver: Person, reason: str, *, ports: Ports
+) -> ElevationRequest:
+    why = _denial_reason(reason, "extension")
+    return _decide(
+        request_id, approver, ports, lambda req, at: req.deny_extension(approver, reason=why, at=at)
+    )
+
+
+def _require_approvers(rules: EffectiveRules, ports: Ports) -> None:
+    """Refuse up front what nobody could ever approve, instead of letting it wait forever."""
+    if not ports.approvers.resolve(rules.approvers, rules):
+        raise ValidationFailed(
+            {
+                ROLE: f"Nobody can approve {rules.role.display_name}: PIM lists no approvers "
+                "for it and the policy file names none. Ask your pimbot admin to add approvers."
+            }
+        )
+
+
+def _check_extension_bounds(
+    request: ElevationRequest, extra: timedelta, rules: EffectiveRules, now: datetime
+) -> None:
+    assert request.ends_at is not None
+    if extra < MIN_DURATION:
+        raise ValidationFailed({DURATION: f"Extend by at least {humanize(MIN_DURATION)}."})
+    if request.ends_at + extra - now > rules.max_duration:
+        raise ValidationFailed(
+            {
+                DURATION: f"Too long: {request.role.display_name} may be active "
+                f"at most {humanize(rules.max_duration)} from now."
+            }
+        )
+
+
+def _apply_extension(
+    request_id: str, actor: Person, extra: timedelta, rules: EffectiveRules, ports: Ports
+) -> ElevationRequest:
+    request = load_request(request_id, ports)
+    now = ports.clock.now()
+    assert request.ends_at is not None and request.requester.entra_id is not None
+    # Time passed while approvers decided: never exceed the role's maximum from now.
+    new_end = min(request.ends_at + extra, now + rules.max_duration)
+    result = ports.pim.extend(
+        request.requester.entra_id,
+        request.role,
+        new_end=new_end,
+        justification=_justification(request, ports, extension=True),
+        ticket=request.ticket,
+    )
+    final_end = result.ends_at or new_end
+    start = request.starts_at or now
+    request = change_request(
+        request_id,
+        lambda req: req.extend(
+            actor,
+            new_end=final_end,
+            at=now,
+            remind_at=reminder_time(start, final_end, rules.reminder_lead),
+        ),
+        ports,
+    )
+    return request
+
+
+def expire_request(
+    request_id: str, *, ports: Ports, reason: str = "PIM ended the assignment"
+) -> ElevationRequest:
+    now = ports.clock.now()
+    return change_request(request_id, lambda req: req.expire(at=now, reason=reason), ports)
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def get_request(request_id: str, *, ports: Ports) -> ElevationRequest:
+    return load_request(request_id, ports)
+
+
+def open_for_decision(
+    request_id: str, approver: Person, *, ports: Ports, extension: bool = False
+) -> ElevationRequest:
+    """The request, if ``approver`` may decide it now; checked before any form shows it.
+
+    A deny form shows who asked for what and why: nobody else may even open it.
+    """
+    request = load_request(request_id, ports)
+    approvers = ports.approvers.resolve(_specs(request), ports.rules.rules_for(request.role))
+    check_may_decide(request, approver, approvers)
+    if extension and not request.awaits_extension_approval:
+        raise InvalidTransition("No extension of this role is waiting for a decision.")
+    if not extension and request.status is not RequestStatus.PENDING_APPROVAL:
+        next_status(request.status, LifecycleAction.DENY)
+    return request
+
+
+def open_for_extension(request_id: str, actor: Person, *, ports: Ports) -> ElevationRequest:
+    """The request, if ``actor`` may extend it now; checked before the extend form opens."""
+    request = load_request(request_id, ports)
+    check_is_requester(request, actor)
+    next_status(request.status, LifecycleAction.EXTEND)
+    return request
+
+
+def list_my_requests(person: Person, *, ports: Ports, limit: int = 10) -> list[ElevationRequest]:
+    with ports.uow() as uow:
+        return uow.requests.list_for_requester(person, limit=limit)
+
+
+def list_pending_for_approver(approver: Person, *, ports: Ports) -> list[ElevationRequest]:
+    """Pending requests this person may decide (never their own)."""
+    with ports.uow() as uow:
+        pending = uow.requests.list_pending()
+    mine = []
+    for request in pending:
+        approvers = ports.approvers.resolve(_specs(request), ports.rules.rules_for(request.role))
+        try:
+            check_may_decide(request, approver, approvers)
+        except NotAuthorized:
+            continue
+        if not request.has_decided(approver):
+            mine.append(request)
+    return mine
+
+
+def list_eligible_roles(person: Person, *, ports: Ports) -> list[EligibleRole]:
+    if person.entra_id is None:
+        raise IdentityError("Your Slack account is not linked to a Microsoft Entra account yet.")
+    return ports.pim.list_eligible_roles(person.entra_id)
+
+
+# --- internals -----------------------------------------------------------------------------------
+
+
+def load_request(request_id: str, ports: Ports) -> ElevationRequest:
+    with ports.uow() as uow:
+        request = uow.requests.get(request_id)
+    if request is None:
+        raise RequestNotFound("That request does not exist (any more).")
+    return request
+
+
+def change_request(
+    request_id: str, mutate: Callable[[ElevationRequest], None], ports: Ports
+) -> ElevationRequest:
+    """Load, apply ``mutate``, save conditionally, commit; reload and retry if someone raced us.
+
+    The retry re-runs ``mutate`` against the fresh state, so a lost race turns into the
+    domain's own answer ("already approved by …") rather than a storage error. The events the
+    domain methods recorded (what Slack must hear) are written to the outbox by the same save
+    and delivered after the commit, in order, so a crash in between loses nothing.
+    """
+    for _attempt in range(_SAVE_ATTEMPTS):
+        with ports.uow() as uow:
+            request = uow.requests.get(request_id)
+            if request is None:
+                raise RequestNotFound("That request does not exist (any more).")
+            mutate(request)
+            try:
+                queued = uow.requests.save(request)
+            except ConcurrentUpdate:
+                continue
+            uow.commit()
+        changed = request.snapshot()
+        for notification in queued:
+            deliver(ports, changed, notification.event, notification.id)
+        return changed
+    raise ConcurrentUpdate(request_id)
+
+
+def _fail(request_id: str, reason: str, ports: Ports) -> ElevationRequest:
+    now = ports.clock.now()
+    return change_request(request_id, lambda req: req.mark_failed(reason=reason, at=now), ports)
+
+
+def _specs(request: ElevationRequest) -> list[ApproverSpec]:
+    return [ApproverSpec.from_text(text) for text in request.approver_specs]
+
+
+def _justification(request: ElevationRequest, ports: Ports, *, extension: bool = False) -> str:
+    """What PIM's own audit log shows: the reason, the request, and who approved it.
+
+    Approvers are named by UPN (their Entra object id when Graph cannot say), so PIM's record
+    stands on its own. Never longer than PIM accepts: the reason is cut, with an ellipsis,
+    before anything that identifies the request or its approvers is."""
+    round_ = request.extension_round if extension else 0
+    approvals = request.approvals(round_) or (request.approvals(0) if extension else [])
+    names = [_approver_name(d.approver, ports) for d in approvals]
+    if names:
+        who = "approved by " + _fit_names(names, room=JUSTIFICATION_WHO_ROOM - 12)
+    elif request.break_glass:
+        who = "break-glass, no approval"
+    else:
+        who = "no approval required"
+    suffix = justification_suffix(request.id, who[:JUSTIFICATION_WHO_ROOM])
+    # The form keeps reasons within MAX_REASON_LENGTH, which always fits whole; only a reason
+    # stored before that limit existed can be longer.
+    room = PIM_JUSTIFICATION_LIMIT - len(suffix)
+    reason = request.reason.strip()
+    if len(reason) > room:
+        reason = reason[: room - 1].rstrip() + "…"
+    return reason + suffix
+
+
+def _approver_name(approver: Person, ports: Ports) -> str:
+    if approver.entra_id is None:
+        return approver.key
+    try:
+        user = ports.pim.resolve_user(approver.entra_id)
+    except PimbotError as exc:
+        log.warning("approver's UPN unknown, naming their object id: %s", exc.user_message)
+        return approver.entra_id
+    return user.user_principal_name if user and user.user_principal_name else approver.entra_id
+
+
+def _fit_names(names: list[str], *, room: int) -> str:
+    shown = list(names)
+    while len(shown) > 1:
+        text = ", ".join(shown) + (f" and {len(names) - len(shown)} more" if names != shown else "")
+        if len(text) <= room:
+            return text
+        shown.pop()
+    text = shown[0] + (f" and {len(names) - 1} more" if len(names) > 1 else "")
+    return text if len(text) <= room else text[: room - 1] + "…"
+
+
+def deliver(ports: Ports, request: ElevationRequest, event: Event, notification: int) -> bool:
+    """Tell Slack about a committed change and mark the outbox row delivered.
+
+    A Slack outage must not undo the change: a failed delivery stays in the outbox and the
+    sweep tries again later.
+    """
+    try:
+        ports.notifier.request_changed(request, event)
+    except Exception:
+        log.exception(
+            "could not notify Slack; will retry",
+            extra={"request_id": request.id, "event": event.value},
+        )
+        return False
+    with ports.uow() as uow:
+        uow.outbox.mark_delivered(notification, ports.clock.now())
+        uow.commit()
+    return True

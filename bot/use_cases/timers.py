@@ -1,0 +1,149 @@
+"""Use cases the scheduler runs when a timer is due. Each asks Graph before acting, so pimbot's
+state follows what PIM really did (removed elsewhere, extended elsewhere, started late)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from bot.domain.elevation import ElevationRequest, RequestStatus
+from bot.domain.errors import PimUnavailable
+from bot.domain.ports import ActivationResult, ActiveAssignment
+from bot.use_cases.services import (
+    Ports,
+    activate_request,
+    change_request,
+    deactivate_request,
+    expire_request,
+    load_request,
+    record_activation,
+    reminder_time,
+)
+
+log = logging.getLogger(__name__)
+
+# PIM's clock and ours may differ a little; an end this close counts as reached.
+END_SLACK = timedelta(seconds=30)
+
+
+def remind_before_expiry(request_id: str, *, ports: Ports) -> ElevationRequest:
+    """DM the requester before the role expires, unless PIM already took it away."""
+    request = load_request(request_id, ports)
+    if request.status is not RequestStatus.ACTIVE or request.reminded_at is not None:
+        return request
+    if request.ends_at is not None and request.ends_at <= ports.clock.now() + END_SLACK:
+        return sync_expiry(request_id, ports=ports)  # too late to remind: it has ended
+    assignment = _assignment(request, ports)
+    if assignment is None:
+        return expire_request(
+            request_id, ports=ports, reason="the assignment was removed outside pimbot"
+        )
+    if (
+        assignment.ends_at is not None
+        and request.ends_at is not None
+        and assignment.ends_at > request.ends_at + END_SLACK
+    ):
+        # Moved later in PIM: say so now, and remind before the real end instead.
+        return _adopt_end(request, assignment.ends_at, ports)
+    # Recorded and queued in one transaction, then delivered: a crash before delivery leaves it
+    # in the outbox for the sweep, so it is never lost (and repeated only if pimbot dies in
+    # the instant between Slack's answer and marking it delivered).
+    now = ports.clock.now()
+    return change_request(request_id, lambda req: req.mark_reminded(at=now), ports)
+
+
+def sync_expiry(request_id: str, *, ports: Ports) -> ElevationRequest:
+    """The end time has come: mark it expired, or adopt a later end PIM knows about."""
+    request = load_request(request_id, ports)
+    if request.status is not RequestStatus.ACTIVE:
+        return request
+    assignment = _assignment(request, ports)
+    now = ports.clock.now()
+    if assignment is not None and (
+        assignment.ends_at is None or assignment.ends_at > now + END_SLACK
+    ):
+        if assignment.ends_at is None:
+            return request  # made permanent outside pimbot: nothing of ours expires
+        return _adopt_end(request, assignment.ends_at, ports)
+    return expire_request(request_id, ports=ports)
+
+
+def _adopt_end(request: ElevationRequest, new_end: datetime, ports: Ports) -> ElevationRequest:
+    """Moved outside pimbot (an admin in the portal): follow PIM; the domain's END_MOVED
+    event updates the cards and tells the requester the new end."""
+    now = ports.clock.now()
+    rules = ports.rules.rules_for(request.role)
+    start = request.starts_at or now
+    return change_request(
+        request.id,
+        lambda req: req.adopt_end(
+            new_end=new_end,
+            at=now,
+            remind_at=reminder_time(start, new_end, rules.reminder_lead),
+        ),
+        ports,
+    )
+
+
+def start_scheduled(request_id: str, *, ports: Ports) -> ElevationRequest:
+    """A future start has come: once PIM shows the assignment, announce it as active."""
+    request = load_request(request_id, ports)
+    if request.status is not RequestStatus.SCHEDULED:
+        return request
+    assignment = _assignment(request, ports)
+    if assignment is None:
+        raise PimUnavailable("PIM does not show the scheduled assignment yet.")
+    result = ActivationResult(
+        request.graph_request_id or "",
+        "Provisioned",
+        assignment.starts_at or request.starts_at,
+        assignment.ends_at,
+    )
+    return record_activation(request_id, result, ports.rules.rules_for(request.role), ports=ports)
+
+
+def reconcile_approved(request_id: str, *, ports: Ports) -> ElevationRequest:
+    """An ``approved`` row outlived its activation call (a crash, a timeout): ask Graph first,
+    and activate only if the assignment really does not exist (never a second activation)."""
+    request = load_request(request_id, ports)
+    if request.status is not RequestStatus.APPROVED:
+        return request
+    assignment = _assignment(request, ports)
+    if assignment is not None:
+        result = ActivationResult(
+            request.graph_request_id or "", "Provisioned", assignment.starts_at, assignment.ends_at
+        )
+        return record_activation(
+            request_id, result, ports.rules.rules_for(request.role), ports=ports
+        )
+    return activate_request(request_id, ports=ports)
+
+
+def nudge_approvers(request_id: str, *, ports: Ports) -> ElevationRequest:
+    now = ports.clock.now()
+    return change_request(request_id, lambda req: req.mark_nudged(at=now), ports)
+
+
+def time_out_pending(request_id: str, *, ports: Ports) -> ElevationRequest:
+    now = ports.clock.now()
+    return change_request(request_id, lambda req: req.time_out(at=now), ports)
+
+
+def run_scheduled_deactivation(request_id: str, *, ports: Ports) -> ElevationRequest:
+    request = load_request(request_id, ports)
+    if request.status is not RequestStatus.ACTIVE:
+        return request
+    return deactivate_request(
+        request_id,
+        request.requester,
+        ports=ports,
+        reason="ended early by the requester (scheduled)",
+    )
+
+
+def _assignment(request: ElevationRequest, ports: Ports) -> ActiveAssignment | None:
+    assert request.requester.entra_id is not None
+    for assignment in ports.pim.list_active_assignments(request.requester.entra_id):
+        if assignment.role.role_definition_id == request.role.role_definition_id:
+            return assignment
+    return None

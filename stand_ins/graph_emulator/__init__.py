@@ -1,0 +1,49 @@
+"""A local Microsoft Graph PIM + Entra token-endpoint emulator for tests, the demo and benchmarks.
+
+It speaks HTTPS (a throwaway CA; trust ``emu.ca_path``), serves OIDC discovery and the
+client-credentials token endpoint at ``{url}/{tenant}/...``, and Graph ``{url}/v1.0/...``
+with the shapes, status strings and errors of the real service (see docs/graph-pim.md).
+
+Usage::
+
+    with GraphEmulator(tenant=default_tenant()) as emu:
+        emu.env()                 # AZURE_* and PIMBOT_* variables for a pimbot process
+        emu.faults.throttle_next(2, retry_after="0.5")
+        emu.state.active_assignments(user_id)
+        emu.mint_token(user="ada@contoso.example", mfa=True)  # a delegated token, for tests
+        httpx.Client(verify=emu.client_ssl_context())
+        emu.app                   # the WSGI app, usable in-process without a socket
+
+Run-time controls over HTTP (no authentication; the server listens on loopback by default):
+
+``POST {url}/_emulator/faults`` with any of
+    ``{"latency": 0.3, "throttle_every": 10, "retry_after": "1.5", "throttle_next": 2,
+    "fail_next": 1, "fail_status": 503, "drop_next": 1, "drop_response_of_next_create": 1,
+    "policy_message_format": "bracketed" | "described", "reset": true}``
+    (``reset`` is applied first; counters add up). ``GET`` returns the current knobs.
+``POST {url}/_emulator/clock`` with ``{"advance_seconds": 600}`` moves emulator time forward;
+    ``GET`` returns ``{"now": ...}``.
+``POST {url}/_emulator/approvals/{requestId}`` with ``{"decision": "approve" | "deny"}``
+    plays a PIM approver for a ``PendingApprovalProvisioning`` self-activation.
+``GET {url}/_emulator/state``: emulator time, Graph request count, active assignments, requests.
+"""
+
+from stand_ins.graph_emulator.faults import Faults
+from stand_ins.graph_emulator.runner import run_emulator
+from stand_ins.graph_emulator.server import GraphEmulator
+from stand_ins.graph_emulator.tenant import (
+    Tenant,
+    TenantFileError,
+    default_tenant,
+    load_tenant,
+)
+
+__all__ = [
+    "Faults",
+    "GraphEmulator",
+    "Tenant",
+    "TenantFileError",
+    "default_tenant",
+    "load_tenant",
+    "run_emulator",
+]

@@ -233,13 +233,7 @@ class SqlRequestRepository:
 
     def release_all(self, *, owner: str) -> int:
         """Let go of every row this owner holds (a replica shutting down)."""
-        result = self._session.execute(
-            update(RequestRow)
-            .where(RequestRow.lease_owner == owner)
-            .values(lease_owner=None, lease_until=None)
-            .execution_options(synchronize_session=False)
-        )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return _release_leases(self._session, RequestRow, owner)
 
     # --- internals ----------------------------------------------------------------------------
 
@@ -570,13 +564,7 @@ class SqlOutbox:
 
     def release_all(self, *, owner: str) -> int:
         """Let go of every undelivered notification this owner holds (a replica shutting down)."""
-        result = self._session.execute(
-            update(NotificationRow)
-            .where(NotificationRow.lease_owner == owner)
-            .values(lease_owner=None, lease_until=None)
-            .execution_options(synchronize_session=False)
-        )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return _release_leases(self._session, NotificationRow, owner)
 
     def claim_undelivered(
         self,
@@ -624,6 +612,19 @@ def _take_lease(
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+
+def _release_leases(
+    session: Session, table: type[RequestRow] | type[NotificationRow], owner: str
+) -> int:
+    """Clear every lease ``owner`` holds on ``table`` (a replica shutting down); how many."""
+    result = session.execute(
+        update(table)
+        .where(table.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 class SqlIdentityLinks:

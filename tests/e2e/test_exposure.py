@@ -3,7 +3,10 @@ plain-HTTP calls to Graph, Entra ID or Slack beyond this machine."""
 
 from __future__ import annotations
 
+import errno
+import gc
 import socket
+import warnings
 from collections.abc import Callable
 
 import httpx
@@ -12,6 +15,7 @@ import pytest
 from bot.app.runtime import http_servers
 from bot.app.settings import Settings, is_loopback
 from bot.domain.errors import ConfigurationError
+from handlers.http import BackgroundHttpServer
 from tests.e2e.conftest import ADA, Stack
 
 
@@ -21,10 +25,30 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _servers_on_a_free_metrics_port(
+    make_stack: Callable[..., Stack],
+) -> tuple[Stack, int, list[BackgroundHttpServer]]:
+    """The metrics port must be a fixed number, so it is picked free and then bound: another
+    test worker can take it in between. Pick again then (a few times at most). waitress leaves
+    the sockets of a server whose bind failed to the garbage collector: collect them here."""
+    for _attempt in range(5):
+        metrics_port = _free_port()
+        stack = make_stack(PIMBOT_HOST="127.0.0.1", PIMBOT_METRICS_PORT=str(metrics_port))
+        try:
+            servers = http_servers(stack.runtime, stack.runtime.settings, port=0)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ResourceWarning)
+                gc.collect()
+            continue
+        return stack, metrics_port, [s.start() for s in servers]
+    raise AssertionError("no free port for the metrics listener after 5 tries")
+
+
 def test_health_and_metrics_move_to_their_own_port(make_stack: Callable[..., Stack]) -> None:
-    metrics_port = _free_port()
-    stack = make_stack(PIMBOT_HOST="127.0.0.1", PIMBOT_METRICS_PORT=str(metrics_port))
-    servers = [s.start() for s in http_servers(stack.runtime, stack.runtime.settings, port=0)]
+    stack, metrics_port, servers = _servers_on_a_free_metrics_port(make_stack)
     try:
         main, ops = (s.url for s in servers)
         assert main.startswith("http://127.0.0.1:") and ops == f"http://127.0.0.1:{metrics_port}"

@@ -39,11 +39,13 @@ def _servers_on_a_free_metrics_port(
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
                 raise
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ResourceWarning)
-                gc.collect()
-            continue
-        return stack, metrics_port, [s.start() for s in servers]
+        else:
+            return stack, metrics_port, [s.start() for s in servers]
+        # Outside the except block: while the exception lives, its traceback keeps the
+        # half-built servers alive, and they would be collected later, in another test.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()
     raise AssertionError("no free port for the metrics listener after 5 tries")
 
 

@@ -141,8 +141,8 @@ def _deactivate(deps: SlackDeps, person: Person, arg: str) -> MessageContent:
     if isinstance(target, str):
         return notice_message(target)
     done = deactivate_request(target.id, person, ports=deps.ports)
-    if done.deactivate_at is not None and done.status is RequestStatus.ACTIVE:
-        when = done.deactivate_at.strftime("%H:%M UTC")
+    if done.timers.deactivate_at is not None and done.status is RequestStatus.ACTIVE:
+        when = done.timers.deactivate_at.strftime("%H:%M UTC")
         return notice_message(
             f"PIM does not let a role end in its first five minutes; "
             f"{done.role.display_name} will be deactivated at {when}."

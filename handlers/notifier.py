@@ -124,8 +124,8 @@ class SlackNotifier:
             self._update(message, content)
 
     def _post_extension_cards(self, request: ElevationRequest, rules: EffectiveRules) -> None:
-        content = self._extension_card(request, request.extension_round)
-        kind = f"{EXTENSION_CARD}{request.extension_round}"
+        content = self._extension_card(request, request.extension.round)
+        kind = f"{EXTENSION_CARD}{request.extension.round}"
         for target in self._approval_targets(request, rules):
             self._post(request, target, content, kind)
 
@@ -169,7 +169,7 @@ class SlackNotifier:
         """A short thread reply under each approver card: the card changed, this pings."""
         content = approver_followup(request, event.value)
         # One reply per change per card, also when the delivery is retried.
-        kind = f"{REPLY_PREFIX}{event.value}:{request.extension_count}"
+        kind = f"{REPLY_PREFIX}{event.value}:{request.extension.count}"
         with self._uow() as uow:
             cards = [
                 m for m in uow.messages.list_for_request(request.id) if m.kind == APPROVER_CARD
@@ -215,7 +215,11 @@ class SlackNotifier:
         ]
         # A reminder is a new message that pings (an edit would not), one per nudge round: the
         # round's next due time keys it, so a retried delivery of the same nudge posts once.
-        round_key = int(request.review_due_at.timestamp()) if request.review_due_at else "last"
+        round_key = (
+            int(request.timers.review_due_at.timestamp())
+            if request.timers.review_due_at
+            else "last"
+        )
         reached, _ = self._post_review_cards(
             request, targets, review_card(request, reminder=True), f"{REVIEW_REMINDER}{round_key}"
         )

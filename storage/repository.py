@@ -17,10 +17,13 @@ from bot.domain.elevation import (
     AuditEntry,
     Decision,
     ElevationRequest,
+    Extension,
     Person,
     RequestStatus,
+    Review,
     RoleRef,
     Ticket,
+    Timers,
 )
 from bot.domain.errors import ConcurrentUpdate, LinkConflict, LiveRequestExists
 from bot.domain.ports import (
@@ -809,25 +812,9 @@ def _to_row(request: ElevationRequest) -> RequestRow:
         graph_request_id=request.graph_request_id,
         deny_reason=request.deny_reason,
         failure_reason=request.failure_reason,
-        extension_count=request.extension_count,
-        remind_at=request.remind_at,
-        reminded_at=request.reminded_at,
-        nudged_at=request.nudged_at,
-        deactivate_at=request.deactivate_at,
-        pending_extension_seconds=(
-            int(request.pending_extension.total_seconds())
-            if request.pending_extension is not None
-            else None
-        ),
-        extension_reason=request.extension_reason,
-        extension_requested_at=request.extension_requested_at,
-        extension_round=request.extension_round,
-        review_due_at=request.review_due_at,
-        reviewed_at=request.reviewed_at,
-        reviewed_by_team=request.reviewed_by.slack_team if request.reviewed_by else None,
-        reviewed_by_user=request.reviewed_by.slack_user if request.reviewed_by else None,
-        reviewed_by_entra_id=request.reviewed_by.entra_id if request.reviewed_by else None,
-        extension_key=request.extension_key,
+        **_extension_columns(request.extension),
+        **_timer_columns(request.timers),
+        **_review_columns(request.review),
     )
 
 
@@ -855,28 +842,80 @@ def _from_row(row: RequestRow, decisions: list[ApprovalDecision]) -> ElevationRe
         graph_request_id=row.graph_request_id,
         deny_reason=row.deny_reason,
         failure_reason=row.failure_reason,
-        extension_count=row.extension_count,
-        remind_at=row.remind_at,
-        reminded_at=row.reminded_at,
-        nudged_at=row.nudged_at,
-        deactivate_at=row.deactivate_at,
-        pending_extension=(
+        extension=_extension_from(row),
+        timers=_timers_from(row),
+        review=_review_from(row),
+        decisions=decisions,
+    )
+
+
+# The value objects live in columns of their own (flat, so the sweep can index the due ones).
+
+
+def _extension_columns(extension: Extension) -> dict[str, object]:
+    return {
+        "extension_count": extension.count,
+        "extension_round": extension.round,
+        "pending_extension_seconds": (
+            int(extension.pending.total_seconds()) if extension.pending is not None else None
+        ),
+        "extension_reason": extension.reason,
+        "extension_requested_at": extension.requested_at,
+        "extension_key": extension.last_key,
+    }
+
+
+def _extension_from(row: RequestRow) -> Extension:
+    return Extension(
+        count=row.extension_count,
+        round=row.extension_round,
+        pending=(
             timedelta(seconds=row.pending_extension_seconds)
             if row.pending_extension_seconds is not None
             else None
         ),
-        extension_reason=row.extension_reason,
-        extension_requested_at=row.extension_requested_at,
-        extension_round=row.extension_round,
+        reason=row.extension_reason,
+        requested_at=row.extension_requested_at,
+        last_key=row.extension_key,
+    )
+
+
+def _timer_columns(timers: Timers) -> dict[str, object]:
+    return {
+        "remind_at": timers.remind_at,
+        "reminded_at": timers.reminded_at,
+        "nudged_at": timers.nudged_at,
+        "deactivate_at": timers.deactivate_at,
+        "review_due_at": timers.review_due_at,
+    }
+
+
+def _timers_from(row: RequestRow) -> Timers:
+    return Timers(
+        remind_at=row.remind_at,
+        reminded_at=row.reminded_at,
+        nudged_at=row.nudged_at,
+        deactivate_at=row.deactivate_at,
         review_due_at=row.review_due_at,
-        reviewed_at=row.reviewed_at,
-        reviewed_by=(
-            Person(row.reviewed_by_team, row.reviewed_by_user, row.reviewed_by_entra_id)
-            if row.reviewed_by_team and row.reviewed_by_user
-            else None
-        ),
-        extension_key=row.extension_key,
-        decisions=decisions,
+    )
+
+
+def _review_columns(review: Review | None) -> dict[str, object]:
+    by = review.by if review is not None else None
+    return {
+        "reviewed_at": review.at if review is not None else None,
+        "reviewed_by_team": by.slack_team if by else None,
+        "reviewed_by_user": by.slack_user if by else None,
+        "reviewed_by_entra_id": by.entra_id if by else None,
+    }
+
+
+def _review_from(row: RequestRow) -> Review | None:
+    if row.reviewed_at is None or not (row.reviewed_by_team and row.reviewed_by_user):
+        return None
+    return Review(
+        at=row.reviewed_at,
+        by=Person(row.reviewed_by_team, row.reviewed_by_user, row.reviewed_by_entra_id),
     )
 
 

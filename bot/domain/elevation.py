@@ -9,7 +9,7 @@ Time is always a parameter (``at``); this module never reads the clock.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -193,6 +193,43 @@ class AuditEntry:
     detail: str | None = None
 
 
+@dataclass(frozen=True)
+class Extension:
+    """Where a request's extensions stand. Replaced whole, never edited in place."""
+
+    count: int = 0  # extensions applied to the role in PIM
+    # Decision rounds opened for extensions that need approval again; the n-th round's
+    # decisions carry ``round=n``.
+    round: int = 0
+    # The extension waiting for approval while the role stays active, and why it was asked.
+    pending: timedelta | None = None
+    reason: str | None = None
+    requested_at: datetime | None = None
+    # The idempotency key of the last extension form applied (Slack's view id): the same
+    # submission arriving twice must not extend twice.
+    last_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Timers:
+    """When the sweep owes a request something (``ports.TIMERS`` names the due columns), and
+    when it last did. Replaced whole, never edited in place."""
+
+    remind_at: datetime | None = None  # the pre-expiry reminder
+    reminded_at: datetime | None = None
+    nudged_at: datetime | None = None  # approvers last reminded of a pending request
+    deactivate_at: datetime | None = None  # early end asked for before PIM allows it
+    review_due_at: datetime | None = None  # next break-glass review nudge
+
+
+@dataclass(frozen=True)
+class Review:
+    """An approver acknowledged a break-glass activation after the fact."""
+
+    at: datetime
+    by: Person
+
+
 @dataclass
 class ElevationRequest:
     """A person's request for a time-bound role activation, and everything that happened to it."""
@@ -217,24 +254,11 @@ class ElevationRequest:
     graph_request_id: str | None = None
     deny_reason: str | None = None
     failure_reason: str | None = None
-    extension_count: int = 0
-    remind_at: datetime | None = None
-    reminded_at: datetime | None = None
-    nudged_at: datetime | None = None
-    deactivate_at: datetime | None = None
-    # An extension that needs approval again waits here while the role stays active.
-    pending_extension: timedelta | None = None
-    extension_reason: str | None = None
-    extension_requested_at: datetime | None = None
-    extension_round: int = 0
-    # Break-glass: an approver must acknowledge it after the fact; nudged until one does.
-    review_due_at: datetime | None = None
-    reviewed_at: datetime | None = None
-    reviewed_by: Person | None = None
-
-    # The idempotency key of the last extension form applied (Slack's view id): the same
-    # submission arriving twice must not extend twice.
-    extension_key: str | None = None
+    extension: Extension = Extension()
+    timers: Timers = Timers()
+    # Break-glass: an approver must acknowledge it after the fact (``timers.review_due_at``
+    # nudges until one does).
+    review: Review | None = None
     decisions: list[ApprovalDecision] = field(default_factory=list)
     # Filled by the methods below, drained by the repository in the same transaction.
     new_audit_entries: list[AuditEntry] = field(default_factory=list)
@@ -320,9 +344,22 @@ class ElevationRequest:
         """Closed by ``time_out``: it expired while nobody had decided (one place says so)."""
         return self.status is S.EXPIRED and self.decided_at is None
 
+    def moment(self, name: str) -> datetime | None:
+        """The timestamp the stored row keeps under column ``name`` (a due column of the timer
+        table), wherever this object groups it."""
+        if name == "reviewed_at":
+            return self.review.at if self.review is not None else None
+        if name in _TIMER_FIELDS:
+            value: datetime | None = getattr(self.timers, name)
+            return value
+        if name in _OWN_MOMENTS:
+            own: datetime | None = getattr(self, name)
+            return own
+        raise AttributeError(f"an elevation request keeps no timestamp called {name!r}")
+
     @property
     def awaits_extension_approval(self) -> bool:
-        return self.status is S.ACTIVE and self.pending_extension is not None
+        return self.status is S.ACTIVE and self.extension.pending is not None
 
     # --- transitions --------------------------------------------------------------------------
 
@@ -402,7 +439,7 @@ class ElevationRequest:
         self._move(Action.ACTIVATE, SYSTEM.key, at, f"active until {ends_at.isoformat()}")
         self.starts_at, self.ends_at = starts_at, ends_at
         self.graph_request_id = graph_request_id or self.graph_request_id
-        self.remind_at, self.reminded_at = remind_at, None
+        self.timers = replace(self.timers, remind_at=remind_at, reminded_at=None)
         self._tell(Event.ACTIVE, at)
 
     def mark_failed(self, *, reason: str, at: datetime) -> None:
@@ -437,32 +474,32 @@ class ElevationRequest:
             f"end moved from {old_end.isoformat() if old_end else '?'} to {new_end.isoformat()}",
         )
         self.ends_at = new_end
-        self.extension_count += 1
-        self.pending_extension = None
-        self.remind_at, self.reminded_at = remind_at, None
+        self.extension = replace(self.extension, count=self.extension.count + 1, pending=None)
+        self.timers = replace(self.timers, remind_at=remind_at, reminded_at=None)
 
     def deactivate(self, actor: Person, *, at: datetime, reason: str | None = None) -> None:
         self._move(Action.DEACTIVATE, actor.key, at, reason)
         self.ends_at = at
-        self.remind_at = None
-        self.pending_extension = None
+        self._stop_following()
         self._tell(Event.DEACTIVATED, at)
 
     def expire(self, *, at: datetime, reason: str = "PIM ended the assignment") -> None:
         self._move(Action.EXPIRE, SYSTEM.key, at, reason)
-        self.remind_at = None
-        self.pending_extension = None
+        self._stop_following()
         self._tell(Event.EXPIRED, at)
 
     def ask_extension(self, actor: Person, *, extra: timedelta, reason: str, at: datetime) -> None:
         """The role needs approval again to run longer: open a new round of decisions."""
         next_status(self.status, Action.EXTEND)
-        if self.pending_extension is not None:
+        if self.extension.pending is not None:
             raise InvalidTransition("An extension of this role is already waiting for approval.")
-        self.extension_round += 1
-        self.pending_extension = extra
-        self.extension_reason = reason
-        self.extension_requested_at = at
+        self.extension = replace(
+            self.extension,
+            round=self.extension.round + 1,
+            pending=extra,
+            reason=reason,
+            requested_at=at,
+        )
         self.updated_at = at
         self._audit(
             actor.key,
@@ -481,10 +518,10 @@ class ElevationRequest:
         has moved the end (until then the extension stays pending, see ``extension_ready``).
         """
         self._check_extension_decidable(approver)
-        decision = ApprovalDecision(approver, Decision.APPROVE, at, None, self.extension_round)
+        decision = ApprovalDecision(approver, Decision.APPROVE, at, None, self.extension.round)
         self.decisions.append(decision)
         self.new_decisions.append(decision)
-        count = _people(self.approvals(self.extension_round))
+        count = _people(self.approvals(self.extension.round))
         reached = count >= self.quorum
         self._audit(
             approver.key,
@@ -504,35 +541,35 @@ class ElevationRequest:
         """The pending extension has its quorum and waits only for PIM to apply it."""
         return (
             self.awaits_extension_approval
-            and _people(self.approvals(self.extension_round)) >= self.quorum
+            and _people(self.approvals(self.extension.round)) >= self.quorum
         )
 
     def deny_extension(self, approver: Person, *, reason: str, at: datetime) -> None:
         self._check_extension_decidable(approver)
-        decision = ApprovalDecision(approver, Decision.DENY, at, reason, self.extension_round)
+        decision = ApprovalDecision(approver, Decision.DENY, at, reason, self.extension.round)
         self.decisions.append(decision)
         self.new_decisions.append(decision)
-        self.pending_extension = None
+        self.extension = replace(self.extension, pending=None)
         self.updated_at = at
         self._audit(approver.key, "extension_denied", self.status, self.status, at, reason)
         self._tell(Event.EXTENSION_DENIED, at)
 
     def _check_extension_decidable(self, approver: Person) -> None:
         if not self.awaits_extension_approval:
-            names = ", ".join(p.mention for p in self.decided_by(self.extension_round))
+            names = ", ".join(p.mention for p in self.decided_by(self.extension.round))
             raise AlreadyDecided(
                 f"This extension was already decided by {names}."
                 if names
                 else "No extension of this role is waiting for a decision."
             )
-        if self.has_decided(approver, self.extension_round):
+        if self.has_decided(approver, self.extension.round):
             raise AlreadyDecided("You already approved this extension.")
 
     # --- break-glass review (after the fact; not a status change) ----------------------------
 
     @property
     def awaits_review(self) -> bool:
-        return self.break_glass and self.reviewed_at is None
+        return self.break_glass and self.review is None
 
     def open_review(self, *, due: datetime, at: datetime) -> None:
         """Break glass was invoked: approvers must acknowledge it; the first nudge is ``due``.
@@ -540,7 +577,7 @@ class ElevationRequest:
         Part of the submission, whose SUBMITTED event raises the alarm: no event of its own."""
         if not self.break_glass:
             raise InvalidTransition("Only a break-glass request is reviewed after the fact.")
-        self.review_due_at = due
+        self.timers = replace(self.timers, review_due_at=due)
         self._audit(
             self.requester.key,
             "break_glass_invoked",
@@ -553,7 +590,7 @@ class ElevationRequest:
     def mark_review_nudged(self, *, next_due: datetime, at: datetime) -> None:
         if not self.awaits_review:
             raise InvalidTransition("This break-glass activation was already acknowledged.")
-        self.review_due_at = next_due
+        self.timers = replace(self.timers, review_due_at=next_due)
         self.updated_at = at
         self._audit(SYSTEM.key, "break_glass_review_nudged", self.status, self.status, at, None)
         self._tell(Event.REVIEW_NUDGE, at)
@@ -562,12 +599,13 @@ class ElevationRequest:
         """An approver has looked at the break-glass activation (authority checked by caller)."""
         if not self.break_glass:
             raise InvalidTransition("This request did not break glass; there is nothing to review.")
-        if self.reviewed_by is not None and self.reviewed_at is not None:
+        if self.review is not None:
             raise AlreadyDecided(
-                f"Already acknowledged by {self.reviewed_by.mention} "
-                f"at {self.reviewed_at.strftime('%H:%M UTC')}."
+                f"Already acknowledged by {self.review.by.mention} "
+                f"at {self.review.at.strftime('%H:%M UTC')}."
             )
-        self.reviewed_at, self.reviewed_by, self.review_due_at = at, reviewer, None
+        self.review = Review(at=at, by=reviewer)
+        self.timers = replace(self.timers, review_due_at=None)
         self.updated_at = at
         self._audit(
             reviewer.key,
@@ -583,13 +621,13 @@ class ElevationRequest:
         """Record that the extension form ``key`` is being applied; a second one is refused.
 
         Nobody sees a claim: no event (the extension that follows has its own)."""
-        if self.extension_key == key:
+        if self.extension.last_key == key:
             raise AlreadyDecided(
                 "That extension form was already sent and handled; "
                 "open Extend again if you need more time."
             )
         next_status(self.status, Action.EXTEND)
-        self.extension_key = key
+        self.extension = replace(self.extension, last_key=key)
         self.updated_at = at
 
     @property
@@ -603,23 +641,23 @@ class ElevationRequest:
         """The extension rounds that reached quorum, oldest first."""
         return [
             r
-            for r in range(1, self.extension_round + 1)
+            for r in range(1, self.extension.round + 1)
             if len(self.approvals(r)) >= self.quorum
-            and not (self.awaits_extension_approval and r == self.extension_round)
+            and not (self.awaits_extension_approval and r == self.extension.round)
         ]
 
     def mark_nudged(self, *, at: datetime) -> None:
         """Approvers were reminded that the request still waits for them."""
         if self.status is not S.PENDING_APPROVAL:
             raise InvalidTransition("Only a pending request can nudge its approvers.")
-        self.nudged_at = at
+        self.timers = replace(self.timers, nudged_at=at)
         self._audit(SYSTEM.key, "nudged", self.status, self.status, at, None)
         self._tell(Event.NUDGE, at)
 
     def schedule_deactivation(self, actor: Person, *, when: datetime, at: datetime) -> None:
         """Deactivation asked for before PIM allows it: remember when to do it."""
         next_status(self.status, Action.DEACTIVATE)
-        self.deactivate_at = when
+        self.timers = replace(self.timers, deactivate_at=when)
         self.updated_at = at
         self._audit(
             actor.key,
@@ -633,8 +671,8 @@ class ElevationRequest:
 
     def mark_reminded(self, *, at: datetime) -> None:
         """The pre-expiry reminder went out; not a status change, but audited."""
-        self.reminded_at = at
-        self.remind_at = None  # keeps the sweep's reminder range to rows still due
+        # remind_at cleared: keeps the sweep's reminder range to rows still due
+        self.timers = replace(self.timers, remind_at=None, reminded_at=at)
         self._audit(SYSTEM.key, "reminded", self.status, self.status, at, None)
         self._tell(Event.REMINDER, at)
 
@@ -660,6 +698,11 @@ class ElevationRequest:
         self._audit(actor, action.value, self.status, target, at, detail)
         self.status = target
         self.updated_at = at
+
+    def _stop_following(self) -> None:
+        """The role ended: no reminder is owed and no extension can still be applied."""
+        self.timers = replace(self.timers, remind_at=None)
+        self.extension = replace(self.extension, pending=None)
 
     def _tell(self, event: Event, at: datetime) -> None:
         """Record what people must hear about; ``updated_at`` stamps its outbox row."""
@@ -696,6 +739,12 @@ class ElevationRequest:
             new_decisions=[],
             new_events=[],
         )
+
+
+_TIMER_FIELDS = frozenset(f.name for f in fields(Timers))
+_OWN_MOMENTS = frozenset(
+    {"created_at", "updated_at", "requested_start", "starts_at", "ends_at", "decided_at"}
+)
 
 
 def _people(approvals: list[ApprovalDecision]) -> int:

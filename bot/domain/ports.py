@@ -256,7 +256,7 @@ class DueAfter(StrEnum):
     PENDING_TIMEOUT = "pending_timeout"  # setting
 
 
-# Timestamp fields that exist, under the same name, on ElevationRequest and its stored row.
+# Timestamp columns of the stored request, each readable as ``ElevationRequest.moment(name)``.
 DueColumn = Literal[
     "remind_at",
     "reminded_at",
@@ -286,7 +286,7 @@ class TimerSpec:
 
     def due_at(self, request: ElevationRequest, wait: timedelta) -> datetime | None:
         """When ``request`` became (or becomes) due, ``wait`` being this spec's ``after``."""
-        column: datetime | None = getattr(request, self.due_column)
+        column = request.moment(self.due_column)
         return column + wait if column is not None else None
 
 

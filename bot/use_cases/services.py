@@ -519,9 +519,9 @@ def approve_extension(request_id: str, approver: Person, *, ports: Ports) -> Ele
     )
     if not request.extension_ready:  # not this approval's quorum (EXTENDED comes from PIM)
         return request
-    assert request.pending_extension is not None
+    assert request.extension.pending is not None
     rules = ports.rules.rules_for(request.role)
-    return _apply_extension(request_id, approver, request.pending_extension, rules, ports)
+    return _apply_extension(request_id, approver, request.extension.pending, rules, ports)
 
 
 def deny_extension(
@@ -709,7 +709,7 @@ def _justification(request: ElevationRequest, ports: Ports, *, extension: bool =
     Approvers are named by UPN (their Entra object id when Graph cannot say), so PIM's record
     stands on its own. Never longer than PIM accepts: the reason is cut, with an ellipsis,
     before anything that identifies the request or its approvers is."""
-    round_ = request.extension_round if extension else 0
+    round_ = request.extension.round if extension else 0
     approvals = request.approvals(round_) or (request.approvals(0) if extension else [])
     names = [_approver_name(d.approver, ports) for d in approvals]
     if names:

@@ -29,7 +29,7 @@ END_SLACK = timedelta(seconds=30)
 def remind_before_expiry(request_id: str, *, ports: Ports) -> ElevationRequest:
     """DM the requester before the role expires, unless PIM already took it away."""
     request = load_request(request_id, ports)
-    if request.status is not RequestStatus.ACTIVE or request.reminded_at is not None:
+    if request.status is not RequestStatus.ACTIVE or request.timers.reminded_at is not None:
         return request
     if request.ends_at is not None and request.ends_at <= ports.clock.now() + END_SLACK:
         return sync_expiry(request_id, ports=ports)  # too late to remind: it has ended

@@ -128,10 +128,10 @@ def review_card(request: ElevationRequest, *, reminder: bool = False) -> Message
 
 
 def _review_line(request: ElevationRequest) -> str:
-    if request.reviewed_by is not None and request.reviewed_at is not None:
+    if request.review is not None:
         return (
-            f":white_check_mark: *Acknowledged* by {mention(request.reviewed_by)} "
-            f"{slack_date(request.reviewed_at)}"
+            f":white_check_mark: *Acknowledged* by {mention(request.review.by)} "
+            f"{slack_date(request.review.at)}"
         )
     return (
         ":eyes: *Needs review*: an approver of this role must acknowledge it. "
@@ -144,8 +144,8 @@ def extension_card(
 ) -> MessageContent:
     """The approvers' card for the ``round``-th extension of an active role."""
     role = text.mrkdwn(request.role.display_name, 500)
-    pending = request.awaits_extension_approval and request.extension_round == round
-    extra = humanize(request.pending_extension) if pending and request.pending_extension else ""
+    pending = request.awaits_extension_approval and request.extension.round == round
+    extra = humanize(request.extension.pending) if pending and request.extension.pending else ""
     asked = f" for *{extra}* more" if extra else ""
     until = f" (now until {slack_date(request.ends_at)})" if request.ends_at else ""
     blocks: list[Block] = [
@@ -154,7 +154,7 @@ def extension_card(
         SectionBlock(
             text=md(
                 "*Reason*\n"
-                + text.quote(request.extension_reason or request.reason, text.SECTION_TEXT - 20)
+                + text.quote(request.extension.reason or request.reason, text.SECTION_TEXT - 20)
             )
         ),
         context(_approvers_line(approver_names, request.quorum)),
@@ -179,16 +179,16 @@ def extension_card(
 
 def extensions_line(request: ElevationRequest) -> str:
     """How often the elevation was extended, who approved each round, and its end now."""
-    if request.extension_count == 0:
+    if request.extension.count == 0:
         return ""
     rounds = request.approved_extension_rounds()
     approved = [
         "approved by " + ", ".join(mention(d.approver) for d in request.approvals(r))
         for r in rounds
     ]
-    without = request.extension_count - len(rounds)
+    without = request.extension.count - len(rounds)
     parts = approved + ([f"{without} without a new approval"] if without > 0 else [])
-    times = "once" if request.extension_count == 1 else f"{request.extension_count} times"
+    times = "once" if request.extension.count == 1 else f"{request.extension.count} times"
     end = f"; now until {slack_date(request.ends_at)}" if request.ends_at else ""
     return text.truncate(
         f":arrows_clockwise: *Extended {times}* ({'; '.join(parts)}){end}", text.CONTEXT_TEXT
@@ -234,7 +234,7 @@ def _extension_status(request: ElevationRequest, round: int) -> str:
         return f":no_entry: *Extension denied* by {who}" + (
             f": {text.mrkdwn(why, 1000)}" if why else ""
         )
-    if request.awaits_extension_approval and request.extension_round == round:
+    if request.awaits_extension_approval and request.extension.round == round:
         progress = quorum_text(len(approvals), request.quorum)
         return f":hourglass_flowing_sand: *Waiting for approval* · {progress}"
     if len(approvals) >= request.quorum:

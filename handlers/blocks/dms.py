@@ -70,7 +70,7 @@ def _approval_recorded(r: ElevationRequest, role: str, tz: str | None) -> str:
 
 
 def _extension_requested(r: ElevationRequest, role: str, tz: str | None) -> str:
-    extra = humanize(r.pending_extension) if r.pending_extension else "more time"
+    extra = humanize(r.extension.pending) if r.extension.pending else "more time"
     return (
         f":outbox_tray: Extending {role} by {extra} needs approval again; I asked the approvers. "
         f"It stays active until *{_until(r, tz)}* meanwhile."
@@ -143,7 +143,9 @@ def _deactivated(r: ElevationRequest, role: str, tz: str | None) -> str:
 
 
 def _deactivating(r: ElevationRequest, role: str, tz: str | None) -> str:
-    when = local_and_utc(r.deactivate_at, tz) if r.deactivate_at else "in a few minutes"
+    when = (
+        local_and_utc(r.timers.deactivate_at, tz) if r.timers.deactivate_at else "in a few minutes"
+    )
     return (
         f":hourglass_flowing_sand: PIM does not let a role end in its first five minutes, so "
         f"I will deactivate {role} at *{when}*."

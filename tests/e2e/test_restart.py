@@ -326,7 +326,9 @@ class Db:
 
     def handled(self, people: list[Seeded]) -> bool:
         requests = self.load(people).values()
-        return all(r.reminded_at is not None or r.status is RequestStatus.EXPIRED for r in requests)
+        return all(
+            r.timers.reminded_at is not None or r.status is RequestStatus.EXPIRED for r in requests
+        )
 
 
 # --- what Slack saw -----------------------------------------------------------------------------
@@ -426,8 +428,8 @@ def _run_scenario(
     # Killed mid-way: K reminders sent and recorded, the rest claimed by the dead process.
     assert _reminders_sent(slack) == KILL_AFTER_REMINDERS
     stored = db.load(reminders)
-    done = [p for p in reminders if stored[p.request_id].reminded_at is not None]
-    pending = [p for p in reminders if stored[p.request_id].reminded_at is None]
+    done = [p for p in reminders if stored[p.request_id].timers.reminded_at is not None]
+    pending = [p for p in reminders if stored[p.request_id].timers.reminded_at is None]
     assert len(done) == KILL_AFTER_REMINDERS  # nothing sent-but-unrecorded
     assert all(len(_dms(slack, p)) == 1 for p in done)
     assert all(_dms(slack, p) == [] for p in pending)
@@ -465,7 +467,7 @@ def _run_scenario(
         texts = [str(c.args.get("text", "")) for c in _dms(slack, p)]
         if p.kind == "reminder":
             assert request.status is RequestStatus.ACTIVE, p
-            assert request.reminded_at is not None, p
+            assert request.timers.reminded_at is not None, p
             assert len(texts) == 1 and REMINDER_TEXT in texts[0], (p, texts)
         else:
             assert request.status is RequestStatus.EXPIRED, p

@@ -135,7 +135,7 @@ def test_sigterm_mid_sweep_finishes_the_row_releases_the_rest_and_exits_0(
             # The reminder in hand was finished: every reminder sent is recorded, once.
             sent = _reminders_sent(slack)
             stored = db.load(seeded)
-            done = [p for p in seeded if stored[p.request_id].reminded_at is not None]
+            done = [p for p in seeded if stored[p.request_id].timers.reminded_at is not None]
             assert len(done) >= 3 and len(done) == sent, (len(done), sent)
             assert all(len(_dms(slack, p)) == 1 for p in done)
             assert len(done) < len(seeded), "the sweep finished before the signal: too slow"

@@ -38,10 +38,10 @@ def test_extending_an_approved_role_opens_a_new_round(world) -> None:  # type: i
     request = _approved(world)
     assert request.status is RequestStatus.ACTIVE
     asked = extend_request(request.id, ADA, 3 * HOUR, ports=world.ports)
-    assert asked.pending_extension == 3 * HOUR and asked.ends_at == T0 + HOUR
+    assert asked.extension.pending == 3 * HOUR and asked.ends_at == T0 + HOUR
     assert world.pim.writes("extend") == []
     done = approve_extension(request.id, GRACE, ports=world.ports)
-    assert done.ends_at == T0 + 4 * HOUR and done.pending_extension is None
+    assert done.ends_at == T0 + 4 * HOUR and done.extension.pending is None
 
 
 def test_self_extension_up_to_the_policys_total(world) -> None:  # type: ignore[no-untyped-def]
@@ -50,9 +50,9 @@ def test_self_extension_up_to_the_policys_total(world) -> None:  # type: ignore[
     )
     request = _approved(world, ports)
     extended = extend_request(request.id, ADA, HOUR, ports=ports)
-    assert extended.ends_at == T0 + 2 * HOUR and extended.pending_extension is None
+    assert extended.ends_at == T0 + 2 * HOUR and extended.extension.pending is None
     asked = extend_request(request.id, ADA, timedelta(minutes=5), ports=ports)
-    assert asked.pending_extension == timedelta(minutes=5)
+    assert asked.extension.pending == timedelta(minutes=5)
     assert asked.ends_at == T0 + 2 * HOUR
 
 

@@ -51,12 +51,12 @@ def test_reminder_goes_out_once_before_expiry(world, uow_factory) -> None:  # ty
     assert sweeper.sweep()[DueWork.REMINDER] == 1
     assert sweeper.sweep()[DueWork.REMINDER] == 0
     assert world.notifier.events_for(request.id).count("reminder") == 1
-    assert _get(uow_factory, request.id).reminded_at == T0 + timedelta(minutes=50)
+    assert _get(uow_factory, request.id).timers.reminded_at == T0 + timedelta(minutes=50)
 
 
 def test_short_activations_are_reminded_sooner(world) -> None:  # type: ignore[no-untyped-def]
     request = submit_request(_form(duration=timedelta(minutes=10)), ADA, ports=world.ports)
-    assert request.remind_at == T0 + timedelta(minutes=5)
+    assert request.timers.remind_at == T0 + timedelta(minutes=5)
 
 
 def test_expiry_is_recorded_and_told(world, uow_factory) -> None:  # type: ignore[no-untyped-def]
@@ -100,7 +100,7 @@ def test_an_end_moved_later_in_pim_is_told_instead_of_a_stale_reminder(world, uo
     sweeper.sweep()
     stored = _get(uow_factory, request.id)
     assert stored.ends_at == T0 + timedelta(hours=3)
-    assert stored.remind_at == T0 + timedelta(hours=2, minutes=50)
+    assert stored.timers.remind_at == T0 + timedelta(hours=2, minutes=50)
     assert world.notifier.events_for(request.id)[-1] == "end_moved"
     assert "reminder" not in world.notifier.events_for(request.id)
     world.clock.advance(timedelta(hours=2))
@@ -236,7 +236,7 @@ def test_two_replicas_send_each_of_500_reminders_exactly_once(
     reminders = [rid for rid, event in world.notifier.sent if event == "reminder"]
     assert sorted(reminders) == sorted(ids)
     with uow_factory() as uow:
-        assert all(uow.requests.get(rid).reminded_at is not None for rid in ids)  # type: ignore[union-attr]
+        assert all(uow.requests.get(rid).timers.reminded_at is not None for rid in ids)  # type: ignore[union-attr]
 
 
 def _seed_active(uow_factory, count: int) -> list[str]:  # type: ignore[no-untyped-def]
@@ -302,7 +302,7 @@ def test_a_crash_between_commit_and_delivery_loses_nothing(world, uow_factory) -
     world.ports.notifier.request_changed = die  # type: ignore[method-assign]
     with pytest.raises(Crash):
         _sweeper(world, owner="dead").sweep()
-    assert _get(uow_factory, request.id).reminded_at is not None  # recorded...
+    assert _get(uow_factory, request.id).timers.reminded_at is not None  # recorded...
     del world.ports.notifier.request_changed  # a fresh process
     world.clock.advance(timedelta(minutes=3))
     _sweeper(world, owner="alive").sweep()

@@ -61,7 +61,7 @@ def test_request_approve_activate_story(world, uow_factory) -> None:  # type: ig
     done = approve_request(request.id, GRACE, ports=world.ports)
     assert done.status is RequestStatus.ACTIVE
     assert done.ends_at == T0 + timedelta(hours=1)
-    assert done.remind_at == T0 + timedelta(minutes=50)
+    assert done.timers.remind_at == T0 + timedelta(minutes=50)
     [activation] = world.pim.writes("activate")
     assert activation.principal_id == ADA.entra_id  # type: ignore[attr-defined]
     assert world.notifier.events_for(request.id) == ["submitted", "approved", "active"]
@@ -185,7 +185,7 @@ def test_deactivation_in_the_first_five_minutes_is_scheduled(world) -> None:  # 
     world.clock.advance(timedelta(minutes=2))
     scheduled = deactivate_request(request.id, ADA, ports=world.ports)
     assert scheduled.status is RequestStatus.ACTIVE
-    assert scheduled.deactivate_at == T0 + timedelta(minutes=5)
+    assert scheduled.timers.deactivate_at == T0 + timedelta(minutes=5)
     assert world.pim.writes("deactivate") == []
     assert world.notifier.events_for(request.id)[-1] == "deactivation_scheduled"
 
@@ -196,7 +196,7 @@ def test_pim_refusing_an_early_deactivation_schedules_a_retry(world) -> None:  #
     world.pim.fail_next.append(ActiveDurationTooShort("too short", code="ActiveDurationTooShort"))
     scheduled = deactivate_request(request.id, ADA, ports=world.ports)
     assert scheduled.status is RequestStatus.ACTIVE
-    assert scheduled.deactivate_at == T0 + timedelta(minutes=7)
+    assert scheduled.timers.deactivate_at == T0 + timedelta(minutes=7)
 
 
 def test_cancel_and_expire(world) -> None:  # type: ignore[no-untyped-def]
@@ -258,18 +258,18 @@ def test_an_extension_needing_approval_waits_and_keeps_the_role_active(world) ->
         reason="the migration is slower than planned",
     )
     assert asked.status is RequestStatus.ACTIVE
-    assert asked.pending_extension == timedelta(minutes=30)
+    assert asked.extension.pending == timedelta(minutes=30)
     assert asked.ends_at == T0 + timedelta(hours=1)
     assert world.pim.writes("extend") == []
     with pytest.raises(InvalidTransition, match="already waiting"):
         extend_request(request.id, ADA, timedelta(minutes=30), ports=ports)
     with pytest.raises(NotAuthorized, match="your own"):
         approve_extension(request.id, ADA, ports=ports)
-    assert approve_extension(request.id, GRACE, ports=ports).pending_extension is not None
+    assert approve_extension(request.id, GRACE, ports=ports).extension.pending is not None
     with pytest.raises(AlreadyDecided):
         approve_extension(request.id, GRACE, ports=ports)
     done = approve_extension(request.id, ALAN, ports=ports)
-    assert done.pending_extension is None
+    assert done.extension.pending is None
     assert done.ends_at == T0 + timedelta(minutes=90)
     assert len(world.pim.writes("extend")) == 1
     assert world.notifier.events_for(request.id)[-3:] == [
@@ -284,7 +284,7 @@ def test_a_denied_extension_leaves_the_end_where_it_was(world) -> None:  # type:
     request = submit_request(_form(SECURITY_READER), ADA, ports=ports)
     extend_request(request.id, ADA, timedelta(minutes=30), ports=ports)
     denied = deny_extension(request.id, GRACE, "wrap it up", ports=ports)
-    assert denied.pending_extension is None and denied.ends_at == T0 + timedelta(hours=1)
+    assert denied.extension.pending is None and denied.ends_at == T0 + timedelta(hours=1)
     assert world.notifier.events_for(request.id)[-1] == "extension_denied"
     with pytest.raises(AlreadyDecided, match="already decided by <@U0GRACE>"):
         approve_extension(request.id, ALAN, ports=ports)

@@ -7,7 +7,14 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import Engine, inspect, text
 
-from bot.domain.elevation import ElevationRequest, RequestStatus, Ticket
+from bot.domain.elevation import (
+    ElevationRequest,
+    Extension,
+    RequestStatus,
+    Review,
+    Ticket,
+    Timers,
+)
 from bot.domain.errors import ConcurrentUpdate
 from bot.domain.ports import DueWork, Event, IdentityLink, PostedMessage
 from storage.database import current_revision, head_revision, is_up_to_date
@@ -59,6 +66,48 @@ def test_a_request_round_trips_with_decisions_and_audit(uow_factory) -> None:  #
         ("submit", None, "pending_approval"),
         ("approval_recorded", "pending_approval", "pending_approval"),
     ]
+
+
+def test_extension_timers_and_review_round_trip_whole(uow_factory) -> None:  # type: ignore[no-untyped-def]
+    """Every field of the value objects survives a save and a load, set and unset."""
+    minute = timedelta(minutes=1)
+    request = _request(break_glass=True)
+    with uow_factory() as uow:
+        uow.requests.add(request)
+        uow.commit()
+    with uow_factory() as uow:
+        loaded = uow.requests.get(request.id)
+        assert loaded is not None
+        assert loaded.extension == Extension() and loaded.timers == Timers()
+        assert loaded.review is None
+        loaded.extension = Extension(
+            count=2,
+            round=3,
+            pending=timedelta(minutes=45),
+            reason="still on it",
+            requested_at=T0 + minute,
+            last_key="V0FORM",
+        )
+        loaded.timers = Timers(
+            remind_at=T0 + 2 * minute,
+            reminded_at=T0 + 3 * minute,
+            nudged_at=T0 + 4 * minute,
+            deactivate_at=T0 + 5 * minute,
+            review_due_at=T0 + 6 * minute,
+        )
+        loaded.review = Review(at=T0 + 7 * minute, by=GRACE)
+        uow.requests.save(loaded)
+        uow.commit()
+    with uow_factory() as uow:
+        again = uow.requests.get(request.id)
+    assert again is not None
+    assert again.extension == loaded.extension
+    assert again.timers == loaded.timers
+    assert again.review is not None and again.review.at == T0 + 7 * minute
+    assert (again.review.by.slack_user, again.review.by.entra_id) == (
+        GRACE.slack_user,
+        GRACE.entra_id,
+    )
 
 
 def test_uncommitted_work_is_rolled_back(uow_factory) -> None:  # type: ignore[no-untyped-def]

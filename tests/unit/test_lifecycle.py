@@ -90,12 +90,12 @@ def test_break_glass_review_is_opened_nudged_and_acknowledged_once() -> None:
     )
     request.auto_approve(actor=ADA.key, at=T0, why="break-glass")
     request.open_review(due=T0 + timedelta(hours=1), at=T0)
-    assert request.awaits_review and request.review_due_at == T0 + timedelta(hours=1)
+    assert request.awaits_review and request.timers.review_due_at == T0 + timedelta(hours=1)
     request.mark_review_nudged(next_due=T0 + timedelta(hours=2), at=T0 + timedelta(hours=1))
-    assert request.review_due_at == T0 + timedelta(hours=2)
+    assert request.timers.review_due_at == T0 + timedelta(hours=2)
     request.acknowledge_review(GRACE, at=T0 + timedelta(hours=1, minutes=5))
-    assert not request.awaits_review and request.review_due_at is None
-    assert request.reviewed_by == GRACE
+    assert not request.awaits_review and request.timers.review_due_at is None
+    assert request.review is not None and request.review.by == GRACE
     with pytest.raises(AlreadyDecided, match="Already acknowledged by <@"):
         request.acknowledge_review(ALAN, at=T0 + timedelta(hours=2))
     with pytest.raises(InvalidTransition):
@@ -158,7 +158,7 @@ def test_extension_keeps_the_request_active_and_moves_its_end() -> None:
     request.extend(ADA, new_end=T0 + timedelta(hours=2), at=T0 + timedelta(minutes=50))
     assert request.status is S.ACTIVE
     assert request.ends_at == T0 + timedelta(hours=2)
-    assert request.extension_count == 1
+    assert request.extension.count == 1
     with pytest.raises(InvalidTransition, match="later"):
         request.extend(ADA, new_end=T0 + timedelta(hours=1), at=T0)
 

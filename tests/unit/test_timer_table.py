@@ -12,11 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql
 
 from bot.app.scheduler import STUCK_AFTER, Sweeper, handler_for
-from bot.domain.elevation import ElevationRequest, RequestStatus
+from bot.domain.elevation import ElevationRequest, RequestStatus, Review
 from bot.domain.ports import TIMERS, DueAfter, DueColumn, DueWork, TimerSpec, timer_spec
 from storage import repository
 from storage.tables import RequestRow, UtcDateTime
-from tests.fakes import ADA, GLOBAL_ADMIN, T0
+from tests.fakes import ADA, GLOBAL_ADMIN, GRACE, T0
 
 
 def test_every_kind_has_exactly_one_spec_and_a_handler() -> None:
@@ -35,11 +35,20 @@ def test_an_unknown_kind_raises_instead_of_falling_back() -> None:
 
 
 def test_due_columns_are_timestamps_on_the_request_and_its_row() -> None:
-    fields = {f.name for f in dataclasses.fields(ElevationRequest)}
+    request = ElevationRequest.submit(
+        requester=ADA, role=GLOBAL_ADMIN, duration=timedelta(hours=1), reason="r", at=T0
+    )
     columns = set(RequestRow.__table__.columns.keys())
     for name in get_args(DueColumn):
-        assert name in fields and name in columns, name
+        assert name in columns, name
         assert isinstance(RequestRow.__table__.columns[name].type, UtcDateTime), name
+        assert request.moment(name) in (None, T0), name  # readable on the domain object
+    later = T0 + timedelta(hours=1)
+    request.timers = dataclasses.replace(request.timers, remind_at=later, review_due_at=later)
+    request.review = Review(at=later, by=GRACE)
+    assert [request.moment(n) for n in ("remind_at", "review_due_at", "reviewed_at")] == [later] * 3
+    with pytest.raises(AttributeError):
+        request.moment("reason")
 
 
 def test_each_status_bound_timer_has_its_status_and_due_index() -> None:

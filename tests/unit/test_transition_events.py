@@ -277,6 +277,7 @@ QUERIES = {
     "has_decided",
     "approval_lapsed",
     "approved_extension_rounds",
+    "moment",
     "snapshot",
 }
 

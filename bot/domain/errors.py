@@ -156,3 +156,7 @@ class AuthenticationContextRequired(PimRejected):
 
 class PimThrottled(PimUnavailable):
     """Graph kept answering 429 after the bounded retries."""
+
+
+class SealBroken(PimbotError):
+    """A sealed value did not open: forged, damaged, or sealed with a key no longer held."""

@@ -406,6 +406,83 @@ class ReplayCache(Protocol):
         ...
 
 
+# --- delegated mode: people sign in and act as themselves --------------------------------------
+
+
+class Sealer(Protocol):
+    """Authenticated encryption for what must never rest in the clear (token caches, the PKCE
+    verifier of a sign-in in progress). ``open`` raises SealBroken for a forged, damaged or
+    unknown-key value."""
+
+    def seal(self, plaintext: str) -> str: ...
+
+    def open(self, sealed: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class SignInLink:
+    """A sign-in in progress: made for one Slack user, usable once, until ``expires_at``.
+
+    ``sealed_flow`` is the msal auth-code flow (state, PKCE verifier, nonce), sealed: the
+    database never holds the verifier in the clear."""
+
+    state: str  # random and unguessable: the ``state`` of the authorize URL
+    slack_team: str
+    slack_user: str
+    tenant: str  # tenant id (or verified domain) the person signs in to
+    purpose: str  # "connect" | "step_up"
+    created_at: datetime
+    expires_at: datetime
+    sealed_flow: str
+    claims: str | None = None  # the claims challenge this sign-in must satisfy (JSON)
+    request_id: str | None = None  # the activation to retry once signed in (step-up)
+    used_at: datetime | None = None
+
+
+class SignInLinks(Protocol):
+    def add(self, link: SignInLink) -> None: ...
+
+    def take(self, state: str, *, at: datetime) -> SignInLink | None:
+        """Mark the link used and return it as it was stored; None when unknown or used
+        already (of two racing takes exactly one gets it). Expiry is the caller's to judge."""
+        ...
+
+    def delete_for(self, slack_team: str, slack_user: str) -> int:
+        """Remove every link made for this Slack user, used or not; how many there were."""
+        ...
+
+
+@dataclass(frozen=True)
+class StoredSignIn:
+    """A person's msal token cache for one tenant, sealed, and what the sign-in proved."""
+
+    slack_team: str
+    slack_user: str
+    tenant: str  # tenant id
+    entra_id: str  # the signed-in user's object id in ``tenant``
+    username: str  # preferred_username, e.g. ada@contoso.com
+    sealed_cache: str
+    signed_in_at: datetime
+    mfa: bool  # the sign-in completed multi-factor authentication (amr has "mfa")
+    acrs: tuple[str, ...]  # authentication contexts satisfied (acrs claim)
+    usable_until: datetime | None  # best knowledge of when a fresh sign-in is needed
+    updated_at: datetime
+
+
+class SignIns(Protocol):
+    def get(self, slack_team: str, slack_user: str, tenant: str) -> StoredSignIn | None: ...
+
+    def list_for(self, slack_team: str, slack_user: str) -> list[StoredSignIn]: ...
+
+    def put(self, sign_in: StoredSignIn) -> None:
+        """Insert, or replace the one stored for (team, user, tenant)."""
+        ...
+
+    def delete_for(self, slack_team: str, slack_user: str) -> int:
+        """Remove every stored sign-in of this Slack user; how many there were."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Rolls back unless ``commit()`` was called inside the ``with`` block."""
 
@@ -427,6 +504,12 @@ class UnitOfWork(Protocol):
 
     @property
     def replays(self) -> ReplayCache: ...
+
+    @property
+    def signin_links(self) -> SignInLinks: ...
+
+    @property
+    def sign_ins(self) -> SignIns: ...
 
     def __enter__(self) -> Self: ...
 

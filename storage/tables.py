@@ -264,3 +264,49 @@ class SeenSlackRequestRow(Base):
     slack_timestamp: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     signature: Mapped[str] = mapped_column(String(80), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(nullable=False)
+
+
+class SignInLinkRow(Base):
+    """A sign-in in progress (``/pim connect`` or a step-up): usable once, until it expires.
+
+    ``sealed_flow`` holds msal's auth-code flow (PKCE verifier, nonce) sealed with the token
+    key: a database dump never yields a verifier that could redeem the code."""
+
+    __tablename__ = "signin_links"
+
+    state: Mapped[str] = mapped_column(String(128), primary_key=True)
+    slack_team: Mapped[str] = mapped_column(String(32), nullable=False)
+    slack_user: Mapped[str] = mapped_column(String(32), nullable=False)
+    tenant: Mapped[str] = mapped_column(String(255), nullable=False)
+    purpose: Mapped[str] = mapped_column(String(16), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(nullable=False)
+    sealed_flow: Mapped[str] = mapped_column(Text, nullable=False)
+    claims: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(String(36))
+    # Set by the one take() that wins; a used link is never handed out again.
+    used_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        # `/pim disconnect` removes every link of one Slack user.
+        Index("ix_signin_links_slack_user", "slack_team", "slack_user"),
+    )
+
+
+class DelegatedSignInRow(Base):
+    """One person's msal token cache for one tenant, sealed, and what that sign-in proved."""
+
+    __tablename__ = "delegated_sign_ins"
+
+    slack_team: Mapped[str] = mapped_column(String(32), primary_key=True)
+    slack_user: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(255), primary_key=True)
+    entra_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    username: Mapped[str] = mapped_column(String(255), nullable=False)
+    # Access and refresh tokens live only in here, sealed; never in another column.
+    sealed_cache: Mapped[str] = mapped_column(Text, nullable=False)
+    signed_in_at: Mapped[datetime] = mapped_column(nullable=False)
+    mfa: Mapped[bool] = mapped_column(nullable=False)
+    acrs: Mapped[list[str]] = mapped_column(nullable=False)
+    usable_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(nullable=False)

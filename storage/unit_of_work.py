@@ -8,6 +8,7 @@ from typing import Self
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.app.logs import log_audit_event
+from storage.delegated import SqlSignInLinks, SqlSignIns
 from storage.repository import (
     ChainedEntry,
     SqlAuditLog,
@@ -28,6 +29,8 @@ class SqlUnitOfWork:
     messages: SqlMessageLog
     outbox: SqlOutbox
     replays: SqlReplayCache
+    signin_links: SqlSignInLinks
+    sign_ins: SqlSignIns
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self._session_factory = session_factory
@@ -43,6 +46,8 @@ class SqlUnitOfWork:
         self.identities = SqlIdentityLinks(self._session)
         self.messages = SqlMessageLog(self._session)
         self.replays = SqlReplayCache(self._session)
+        self.signin_links = SqlSignInLinks(self._session)
+        self.sign_ins = SqlSignIns(self._session)
         return self
 
     def __exit__(

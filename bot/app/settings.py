@@ -9,17 +9,27 @@ they never show in a repr, a log line or an error message.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from bot.adapters.sealing import parse_token_keys
 from bot.domain.durations import parse_duration
 from bot.domain.errors import ConfigurationError
-from bot.domain.rules import Mode
+from bot.domain.rules import DeploymentMode, Mode
 
 # environment variable -> field name
 ENV_NAMES: dict[str, str] = {
@@ -46,7 +56,10 @@ ENV_NAMES: dict[str, str] = {
     "PIMBOT_METRICS_HOST": "metrics_host",
     "PIMBOT_METRICS_PORT": "metrics_port",
     "PIMBOT_MAX_REQUEST_BYTES": "max_request_bytes",
-    "PIMBOT_MODE": "mode",
+    "PIMBOT_MODE": "deployment_mode",
+    "PIMBOT_TOKEN_KEY": "token_key",
+    "PIMBOT_TENANTS": "tenants",
+    "PIMBOT_SIGNIN_LINK_TTL": "signin_link_ttl",
     "PIMBOT_LOG_LEVEL": "log_level",
     "PIMBOT_LOG_FORMAT": "log_format",
     "PIMBOT_HTTP_TIMEOUT": "http_timeout",
@@ -70,7 +83,12 @@ _DURATION_FIELDS = (
     "sweep_interval",
     "sweep_lease",
     "shutdown_grace",
+    "signin_link_ttl",
 )
+# Sign-in authorities that are not a tenant: people must name the tenant they connect to.
+_NOT_TENANTS = frozenset({"common", "organizations", "consumers"})
+_TENANT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
 class Settings(BaseModel):
@@ -104,7 +122,15 @@ class Settings(BaseModel):
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # Slack's payloads are small; a bigger body is refused (413) before it is read.
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
-    mode: Mode = Mode.BROKER
+    # PIMBOT_MODE. Unset: auto once a token key is configured (delegated mode is set up),
+    # broker otherwise (see _default_mode).
+    deployment_mode: DeploymentMode = DeploymentMode.BROKER
+    # Seals people's token caches and sign-ins in progress; several keys, newest first.
+    token_key: SecretStr | None = None
+    # Tenants people may `/pim connect` to besides the home tenant (AZURE_TENANT_ID).
+    tenants: tuple[str, ...] = ()
+    # How long a sign-in link stays usable (it is single-use either way).
+    signin_link_ttl: timedelta = timedelta(minutes=10)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "text"] = "auto"
     http_timeout: timedelta = timedelta(seconds=10)
@@ -162,13 +188,56 @@ class Settings(BaseModel):
             raise ValueError("must be longer than zero")
         return value
 
-    @field_validator("mode")
+    @model_validator(mode="before")
     @classmethod
-    def _broker_only(cls, value: Mode) -> Mode:
-        # Delegated mode (users' own tokens, PIM's own MFA and approval) is designed but not
-        # built: accepting the setting would activate MFA roles with the app's token instead.
-        if value is not Mode.BROKER:
-            raise ValueError("delegated mode is not available yet; use broker (the default)")
+    def _default_mode(cls, data: Any) -> Any:
+        # The default follows the configuration: an operator who set up a token key meant
+        # delegated mode, where a role's PIM settings call for it (auto).
+        if isinstance(data, dict) and data.get("deployment_mode") is None:
+            data = dict(data)
+            keyed = data.get("token_key") is not None
+            data["deployment_mode"] = DeploymentMode.AUTO if keyed else DeploymentMode.BROKER
+        return data
+
+    @field_validator("token_key")
+    @classmethod
+    def _token_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_token_keys(value.get_secret_value())  # ValueError names the position only
+        return value
+
+    @field_validator("tenants", mode="before")
+    @classmethod
+    def _tenant_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part for part in re.split(r"[\s,]+", value) if part]
+        if not isinstance(value, list | tuple):
+            return value
+        tenants: list[str] = []
+        for raw in value:
+            tenant = str(raw).strip().lower().rstrip(".")
+            if tenant in _NOT_TENANTS:
+                raise ValueError(
+                    f"{raw!r} is a sign-in audience, not a tenant: name each tenant by its id "
+                    "or a verified domain (contoso.onmicrosoft.com)"
+                )
+            if not (_TENANT_ID.match(tenant) or _DOMAIN.match(tenant)):
+                raise ValueError(
+                    f"{raw!r} is neither a tenant id (a GUID) nor a domain name "
+                    "(contoso.onmicrosoft.com)"
+                )
+            if tenant not in tenants:
+                tenants.append(tenant)
+        return tuple(tenants)
+
+    @field_validator("signin_link_ttl")
+    @classmethod
+    def _signin_link_ttl(cls, value: timedelta) -> timedelta:
+        # A sign-in link in a DM is a bearer of someone's sign-in: short-lived by design.
+        if value <= timedelta(0):
+            raise ValueError("must be longer than zero")
+        if value > timedelta(hours=1):
+            raise ValueError("must be at most 1 hour (a sign-in link should not linger in a DM)")
         return value
 
     @field_validator("azure_authority_host")
@@ -206,9 +275,31 @@ class Settings(BaseModel):
                 "environment: PIMBOT_METRICS_PORT must differ from PIMBOT_PORT "
                 "(leave it unset to serve /healthz and /metrics on PIMBOT_PORT)"
             )
+        problems.extend(settings._delegated_problems())
         if problems:
             raise ConfigurationError(problems)
         return settings
+
+    def _delegated_problems(self) -> list[str]:
+        """What delegated (or auto) mode cannot run without."""
+        if not self.delegated_enabled:
+            return []
+        mode = f"PIMBOT_MODE={self.deployment_mode.value}"
+        if self.deployment_mode is DeploymentMode.AUTO and self.token_key is not None:
+            mode += " (the default once PIMBOT_TOKEN_KEY is set; set PIMBOT_MODE=broker to opt out)"
+        problems = []
+        if self.token_key is None:
+            problems.append(
+                f"environment: {mode} needs PIMBOT_TOKEN_KEY, the key that seals people's "
+                "sign-ins in the database (`pimbot token-key` prints one)"
+            )
+        if self.public_url is None:
+            problems.append(
+                f"environment: {mode} needs PIMBOT_PUBLIC_URL, the https:// address where "
+                "people's browsers reach pimbot after signing in (Entra redirects them to "
+                "PIMBOT_PUBLIC_URL/auth/callback)"
+            )
+        return problems
 
     def _file_problems(self) -> list[str]:
         problems = []
@@ -259,6 +350,7 @@ class Settings(BaseModel):
             self.azure_client_certificate_password,
         ]
         values = [s.get_secret_value() for s in secrets if s is not None]
+        values.extend(key.decode("ascii") for key in self.token_keys())
         if self.database_url is not None:
             password = urlsplit(self.database_url.get_secret_value()).password
             if password:
@@ -268,6 +360,40 @@ class Settings(BaseModel):
     @property
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
+
+    @property
+    def delegated_enabled(self) -> bool:
+        """People may sign in and act as themselves (PIMBOT_MODE delegated or auto)."""
+        return self.deployment_mode in (DeploymentMode.DELEGATED, DeploymentMode.AUTO)
+
+    @property
+    def mode(self) -> Mode:
+        """The mode request validation applies today: always BROKER, which refuses roles that
+        need the person's own MFA or authentication context.
+
+        Until activation as the person is wired in, answering DELEGATED here would let such a
+        role through to the broker, i.e. activate it with the app's token. The per-role choice
+        of ``deployment_mode`` replaces this."""
+        return Mode.BROKER
+
+    @property
+    def redirect_uri(self) -> str | None:
+        """Where Entra sends people back after signing in; the app registration lists it."""
+        if self.public_url is None:
+            return None
+        return self.public_url.rstrip("/") + "/auth/callback"
+
+    @property
+    def connectable_tenants(self) -> tuple[str, ...]:
+        """The home tenant, then PIMBOT_TENANTS: where people may `/pim connect` to."""
+        home = (self.azure_tenant_id.lower(),) if self.azure_tenant_id else ()
+        return home + tuple(t for t in self.tenants if t not in home)
+
+    def token_keys(self) -> list[bytes]:
+        """PIMBOT_TOKEN_KEY's keys, newest (the one that seals) first; empty when unset."""
+        if self.token_key is None:
+            return []
+        return parse_token_keys(self.token_key.get_secret_value())
 
     def effective_database_url(self) -> str:
         """The database URL in SQLAlchemy's form; SQLite under the data directory by default."""

@@ -283,6 +283,18 @@ class Mode(StrEnum):
     DELEGATED = "delegated"
 
 
+class DeploymentMode(StrEnum):
+    """``PIMBOT_MODE``: how this deployment activates roles.
+
+    BROKER: always with the app's own token (roles needing MFA or an authentication context
+    are refused). DELEGATED: always as the person, with their own sign-in. AUTO: as the person
+    where the role's PIM settings need the person's own proof, through the broker otherwise."""
+
+    BROKER = "broker"
+    DELEGATED = "delegated"
+    AUTO = "auto"
+
+
 @dataclass(frozen=True)
 class RequestForm:
     """What a person typed into the request modal (or the CLI), before any checks."""

@@ -91,3 +91,22 @@ def test_the_hash_chain_migration_backfills_existing_entries_in_id_order(
         uow.commit()
     with SqlUnitOfWork(make_session_factory(empty_database)) as uow:
         assert uow.audit.verify().line() == "4 entries, chain intact"
+
+
+@pytest.mark.parametrize("empty_database", BACKENDS, indirect=True)
+def test_the_delegated_sign_ins_migration_downgrades_and_upgrades_again(
+    empty_database: Engine,
+) -> None:
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from storage.database import alembic_config, current_revision
+
+    delegated = {"signin_links", "delegated_sign_ins"}
+    upgrade(empty_database, "0010")
+    assert delegated <= set(inspect(empty_database).get_table_names())
+    command.downgrade(alembic_config(empty_database), "0009")
+    assert current_revision(empty_database) == "0009"
+    assert not delegated & set(inspect(empty_database).get_table_names())
+    upgrade(empty_database)
+    assert _drift(empty_database) == []

@@ -19,6 +19,7 @@ from bot.domain.errors import SealBroken
 
 _KEY_BYTES = 32  # Fernet: 16 bytes signing key + 16 bytes encryption key
 _SEPARATORS = re.compile(r"[\s,]+")
+_URLSAFE_BASE64 = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 KEY_HELP = "`pimbot token-key` prints a fresh one"
 
 
@@ -50,9 +51,12 @@ def parse_token_keys(raw: str) -> list[bytes]:
 
 
 def _is_fernet_key(text: str) -> bool:
+    # The URL-safe alphabet only: b64decode(altchars=...) would also take "+" and "/".
+    if not _URLSAFE_BASE64.fullmatch(text):
+        return False
     try:
-        decoded = base64.b64decode(text.encode("ascii"), altchars=b"-_", validate=True)
-    except (binascii.Error, UnicodeEncodeError, ValueError):
+        decoded = base64.urlsafe_b64decode(text.encode("ascii"))
+    except (binascii.Error, ValueError):
         return False
     return len(decoded) == _KEY_BYTES
 

@@ -248,15 +248,6 @@ def test_missing_run_settings_are_each_named_and_the_rest_still_runs(doctor: Doc
     outcome.line("✓ Graph: pimbot may read role eligibility")
 
 
-def test_delegated_mode_is_refused_until_it_exists(doctor: Doctor) -> None:
-    # Settings refuse it everywhere (run, demo, doctor): MFA roles must never be activated
-    # with the app's token.
-    outcome = doctor.run(PIMBOT_MODE="delegated")
-
-    assert outcome.exit_code == 2
-    assert "PIMBOT_MODE: delegated mode is not available yet" in outcome.output
-
-
 def test_invalid_settings_list_every_problem_and_exit_2(doctor: Doctor) -> None:
     outcome = doctor.run(PIMBOT_PORT="eighty", PIMBOT_SWEEP_INTERVALL="1m")
 

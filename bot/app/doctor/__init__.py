@@ -15,6 +15,7 @@ from bot.app.doctor.graph import check_microsoft
 from bot.app.doctor.local import (
     check_break_glass,
     check_database,
+    check_delegated_mode,
     check_policy_file,
     check_required_settings,
 )
@@ -28,6 +29,7 @@ __all__ = ["Finding", "Status", "diagnose", "summary"]
 def diagnose(settings: Settings) -> Iterator[Finding]:
     """Every check, in order; independent checks run whatever the others found."""
     yield from check_required_settings(settings)
+    yield from check_delegated_mode(settings)
     policy, finding = check_policy_file(settings)
     yield finding
     if policy is not None:
@@ -35,4 +37,3 @@ def diagnose(settings: Settings) -> Iterator[Finding]:
     yield check_database(settings)
     yield from check_slack(settings, policy)
     yield from check_microsoft(settings, policy)
-

@@ -1,16 +1,19 @@
-"""Doctor's local checks: required settings, the policy file, break-glass, the database."""
+"""Doctor's local checks: required settings, delegated mode's token key and redirect URI, the
+policy file, break-glass, the database."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.adapters.sealing import FernetSealer
 from bot.app.doctor.report import Finding, failed, passed
 from bot.app.policy_file import PolicyFile, load_policy_file
-from bot.app.settings import Settings, redact_url
-from bot.domain.errors import ConfigurationError
+from bot.app.settings import Settings, is_loopback, redact_url
+from bot.domain.errors import ConfigurationError, SealBroken
 from storage.database import current_revision, head_revision, make_engine
 
 
@@ -21,6 +24,66 @@ def check_required_settings(settings: Settings) -> Iterator[Finding]:
     if not problems:
         mode = "Socket Mode" if settings.socket_mode else f"HTTP mode on port {settings.port}"
         yield passed(f"settings: everything `pimbot run` needs is set ({mode})")
+
+
+# What the token-key check seals and opens: recognisable, and no secret of anybody's.
+_SEAL_PROBE = "pimbot doctor: token key round trip"
+
+
+def check_delegated_mode(settings: Settings) -> Iterator[Finding]:
+    """With delegated (or auto) mode on: the token key works, and the redirect URI to register.
+
+    Nothing when the deployment is broker-only: there is no key or sign-in to check."""
+    if not settings.delegated_enabled:
+        return
+    yield _check_token_key(settings)
+    yield _check_public_url(settings)
+
+
+def _check_token_key(settings: Settings) -> Finding:
+    keys = settings.token_keys()
+    if not keys:
+        return failed(
+            "token key: PIMBOT_TOKEN_KEY is not set", "`pimbot token-key` prints one to set"
+        )
+    sealer = FernetSealer(keys)
+    # Each key must open what it sealed, through the sealer as pimbot builds it: the first
+    # key seals new values, the others must still open values sealed before a rotation.
+    for position, key in enumerate(keys, start=1):
+        try:
+            opened = sealer.open(FernetSealer([key]).seal(_SEAL_PROBE))
+        except SealBroken:
+            opened = None
+        if opened != _SEAL_PROBE:
+            return failed(
+                f"token key: key {position} of {len(keys)} does not open what it seals",
+                "replace it with one `pimbot token-key` prints",
+            )
+    count = f"{len(keys)} key{'s' if len(keys) != 1 else ''} configured"
+    rotation = "; the first seals, the others still open what they sealed" if len(keys) > 1 else ""
+    return passed(f"token key: {count}, each opens what it seals{rotation}")
+
+
+def _check_public_url(settings: Settings) -> Finding:
+    if settings.public_url is None or settings.redirect_uri is None:
+        return failed(
+            "public URL: PIMBOT_PUBLIC_URL is not set",
+            "set it to the https:// address where people's browsers reach pimbot",
+        )
+    parts = urlsplit(settings.public_url)
+    if parts.scheme == "https":
+        where = ""
+    elif parts.scheme == "http" and is_loopback(parts.hostname or ""):
+        where = " (http on loopback: only a browser on this machine can finish a sign-in)"
+    else:
+        return failed(
+            f"public URL {settings.public_url}: not https",
+            "sign-in codes travel on it: use an https:// address (http only for loopback)",
+        )
+    return passed(
+        f"public URL {settings.public_url}{where}: register the redirect URI "
+        f"{settings.redirect_uri} (platform Web) on the app registration"
+    )
 
 
 def check_policy_file(settings: Settings) -> tuple[PolicyFile | None, Finding]:

@@ -133,6 +133,23 @@ def doctor() -> None:
     sys.exit(0 if all_passed else 1)
 
 
+@main.command("token-key")
+def token_key() -> None:
+    """Print a new key for PIMBOT_TOKEN_KEY (and how to rotate to it)."""
+    from bot.adapters.sealing import generate_token_key
+
+    # The key alone on stdout, so that `pimbot token-key > key.txt` or $(pimbot token-key)
+    # takes it as it is; the advice goes to stderr.
+    click.echo(generate_token_key())
+    click.echo(
+        "To rotate: put the new key first in PIMBOT_TOKEN_KEY, keep the old one after it "
+        "(comma separated) until every stored sign-in was re-sealed with the new key (pimbot "
+        "does so whenever it writes a person's sign-in back) or the person signed in again; "
+        "a value only a removed key opens means signing in again.",
+        err=True,
+    )
+
+
 @main.group()
 def db() -> None:
     """Database maintenance."""

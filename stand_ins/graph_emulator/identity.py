@@ -180,6 +180,7 @@ class AuthorizeRequest:
     claims: dict[str, Any]
     prompt: str | None
     login_hint: str | None
+    response_mode: str = "query"  # or "form_post"
 
     def __repr__(self) -> str:  # the challenge and nonce stay out of logs
         return f"AuthorizeRequest(client_id={self.client_id!r}, redirect_uri={self.redirect_uri!r})"

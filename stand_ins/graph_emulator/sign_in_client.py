@@ -3,9 +3,12 @@
 
 ``sign_in`` returns the final redirect (``redirect_uri?code=...&state=...``, or an
 ``error=...`` redirect) without following it, so the caller hands it to its own callback or to
-msal's ``acquire_token_by_auth_code_flow``. ``sign_in_device`` completes a device-code sign-in
-on ``verification_uri``. Both raise ``SignInError`` with the page's error text (e.g.
-``AADSTS50126: ...``) when a page refuses; passwords and codes never appear in it.
+msal's ``acquire_token_by_auth_code_flow``. With ``response_mode=form_post`` the last page is a
+form that would POST those fields to the redirect URI: ``sign_in`` returns them the same way,
+as the query of the redirect URI (``sign_in_response`` tells the two apart).
+``sign_in_device`` completes a device-code sign-in on ``verification_uri``. Both raise
+``SignInError`` with the page's error text (e.g. ``AADSTS50126: ...``) when a page refuses;
+passwords and codes never appear in it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from urllib.parse import urljoin
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx
 
@@ -39,6 +42,24 @@ class Form:
     buttons: tuple[str, ...] = ()
     error: str | None = None  # the text of the element with id="error"
     ids: frozenset[str] = frozenset()  # every element id on the page
+
+
+@dataclass(frozen=True)
+class AuthorizationResponse:
+    """Where the sign-in ends: the redirect URI and the fields, and how they are sent."""
+
+    redirect_uri: str
+    params: dict[str, str]
+    method: str  # "GET" (a 302 with the query) or "POST" (form_post)
+
+    @property
+    def url(self) -> str:
+        """The redirect URI with the fields as its query (what a 302 would point at)."""
+        separator = "&" if urlsplit(self.redirect_uri).query else "?"
+        return f"{self.redirect_uri}{separator}{urlencode(self.params)}"
+
+    def __repr__(self) -> str:  # the code is a secret
+        return f"AuthorizationResponse(redirect_uri={self.redirect_uri!r}, method={self.method!r})"
 
 
 class _FormParser(HTMLParser):
@@ -137,12 +158,36 @@ def sign_in(
     verify: ssl.SSLContext | str | bool = True,
 ) -> str:
     """Sign in as ``username`` at ``authorize_url``; the final redirect URL, not followed."""
+    return sign_in_response(
+        authorize_url,
+        username=username,
+        password=password,
+        mfa_code=mfa_code,
+        http=http,
+        verify=verify,
+    ).url
+
+
+def sign_in_response(
+    authorize_url: str,
+    *,
+    username: str,
+    password: str,
+    mfa_code: str | None = None,
+    http: httpx.Client | None = None,
+    verify: ssl.SSLContext | str | bool = True,
+) -> AuthorizationResponse:
+    """Like ``sign_in``, keeping apart a 302 (query) and a form_post answer."""
     with _client(http, verify) as client:
         response = client.get(authorize_url, follow_redirects=False)
         for _ in range(_MAX_STEPS):
             if response.is_redirect:
-                return str(response.headers["Location"])
+                parts = urlsplit(str(response.headers["Location"]))
+                base = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+                return AuthorizationResponse(base, dict(parse_qsl(parts.query)), "GET")
             form = parse_form(response.text, str(response.url))
+            if "response" in form.ids:
+                return AuthorizationResponse(form.action, dict(form.fields), "POST")
             if not form.fields.get("flow"):
                 raise _refused(response, form)
             data = _fill(form, response, username=username, password=password, mfa_code=mfa_code)

@@ -118,6 +118,25 @@ def error_page(code: int, description: str, status: int = 400) -> Response:
     return _page("Sign in error", body, status)
 
 
+def _answer(redirect_uri: str, params: dict[str, str], response_mode: str) -> Response:
+    """The authorization response: a 302 with the query, or for ``form_post`` a page whose form
+    posts the fields to the redirect URI (Entra's page submits it by script; here a button
+    does, inside <noscript>, and the script only saves a click)."""
+    if response_mode != "form_post":
+        return redirect(_with_query(redirect_uri, params), 302)
+    fields = "".join(
+        f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">\n'
+        for k, v in params.items()
+    )
+    body = (
+        "<h1>Signing you in</h1>\n"
+        f'<form id="response" method="post" action="{html.escape(redirect_uri)}">\n{fields}'
+        '<noscript><button id="submit" type="submit">Continue</button></noscript>\n</form>\n'
+        "<script>document.getElementById('response').submit()</script>"
+    )
+    return _page("Signing you in", body)
+
+
 def _cancelled_page() -> Response:
     body = (
         '<h1>Sign-in cancelled</h1>\n<p id="done">You cancelled the sign-in. '
@@ -148,11 +167,12 @@ class SignInPages:
         except AuthorizeErrorPage as error:
             return error_page(error.code, error.description)
         state = args.get("state")
+        response_mode = "form_post" if args.get("response_mode") == "form_post" else "query"
         try:
             authorize = self._checked_request(args, client_id, redirect_uri, state)
         except AuthorizeError as error:
             return self._redirect_error(
-                redirect_uri, error.error, error.code, error.description, state
+                redirect_uri, error.error, error.code, error.description, state, response_mode
             )
         flow = self.store.start_flow(authorize=authorize)
         return self._credentials_page(base_url, flow, login_hint=authorize.login_hint or "")
@@ -212,8 +232,8 @@ class SignInPages:
                 f"this request. Expected value: 'code'. Actual value: '{response_type}'.",
             )
         response_mode = args.get("response_mode")
-        if response_mode not in (None, "", "query"):
-            # The emulator answers in the query only; Entra also has fragment and form_post.
+        if response_mode not in (None, "", "query", "form_post"):
+            # The emulator answers in the query or by form_post; Entra also has fragment.
             raise AuthorizeError(
                 "invalid_request", 70007, f"The response_mode '{response_mode}' is not supported."
             )
@@ -255,6 +275,7 @@ class SignInPages:
             claims=claims,
             prompt=prompt,
             login_hint=args.get("login_hint"),
+            response_mode=response_mode or "query",
         )
 
     @staticmethod
@@ -281,7 +302,13 @@ class SignInPages:
             )
 
     def _redirect_error(
-        self, redirect_uri: str, error: str, code: int, description: str, state: str | None
+        self,
+        redirect_uri: str,
+        error: str,
+        code: int,
+        description: str,
+        state: str | None,
+        response_mode: str = "query",
     ) -> Response:
         params = {
             "error": error,
@@ -289,7 +316,7 @@ class SignInPages:
         }
         if state is not None:
             params["state"] = state
-        return redirect(_with_query(redirect_uri, params), 302)
+        return _answer(redirect_uri, params, response_mode)
 
     # --- the steps --------------------------------------------------------------------------
 
@@ -452,7 +479,7 @@ class SignInPages:
         if request.state is not None:
             params["state"] = request.state
         params["session_state"] = grant.session_id
-        return redirect(_with_query(request.redirect_uri, params), 302)
+        return _answer(request.redirect_uri, params, request.response_mode)
 
     def _fail(self, flow: SignInFlow, error: str, code: int, description: str) -> Response:
         self.store.end_flow(flow)
@@ -461,7 +488,9 @@ class SignInPages:
             return error_page(code, description)
         request = flow.authorize
         assert request is not None
-        return self._redirect_error(request.redirect_uri, error, code, description, request.state)
+        return self._redirect_error(
+            request.redirect_uri, error, code, description, request.state, request.response_mode
+        )
 
     def _cancel(self, base_url: str, flow: SignInFlow) -> Response:
         user = self.sts.tenant.find_user(flow.user_id or "") if flow.user_id else None

@@ -157,6 +157,19 @@ class EmulatorApp:
                         "requestCount": self.state.request_count,
                         "assignments": self.state.assignment_instances(),
                         "requests": self.state.requests,
+                        "signIns": [
+                            {
+                                "at": format_instant(r.at),
+                                "flow": r.flow,
+                                "userId": r.user_id,
+                                "userPrincipalName": r.user_principal_name,
+                                "succeeded": r.succeeded,
+                                "errorCode": r.error_code,
+                                "amr": list(r.amr),
+                                "acrs": list(r.acrs),
+                            }
+                            for r in self.sts.identity.sign_ins
+                        ],
                     }
                 )
         except (ValueError, TypeError) as error:

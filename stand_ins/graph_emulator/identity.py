@@ -426,11 +426,26 @@ class IdentityStore:
 # --- the steps of a sign-in --------------------------------------------------------------------
 
 
+def mfa_demanded(tenant: Tenant, claims: dict[str, Any]) -> bool:
+    """Must this sign-in end with MFA whatever the tenant's default? Yes when the claims ask for
+    ``amr`` ``mfa``, or ask for an authentication context that an enabled Conditional Access
+    policy grants only with MFA (that is what satisfying an authentication context means)."""
+    if requests_mfa(claims):
+        return True
+    contexts = set(requested_acrs(claims))
+    return any(
+        policy.state == "enabled"
+        and "mfa" in policy.built_in_controls
+        and contexts & set(policy.include_authentication_contexts)
+        for policy in tenant.conditional_access_policies
+    )
+
+
 def mfa_needed(tenant: Tenant, flow: SignInFlow, user: User) -> bool:
-    """The MFA step happens when the tenant asks for MFA at sign-in or the claims do, and the
-    user has a method registered (a user without one is never asked: security defaults would
-    make them register, which the emulator does not model)."""
-    asked = tenant.sign_in.require_mfa or requests_mfa(flow.claims)
+    """The MFA step happens when the tenant asks for MFA at sign-in or the request demands it,
+    and the user has a method registered (a user without one is only refused where MFA is
+    demanded: the emulator does not model registering a method)."""
+    asked = tenant.sign_in.require_mfa or mfa_demanded(tenant, flow.claims)
     return asked and user.mfa_code is not None and "mfa" not in flow.amr
 
 

@@ -25,10 +25,10 @@ from stand_ins.graph_emulator.identity import (
     acrs_needed,
     grant_of,
     kind_of,
+    mfa_demanded,
     mfa_needed,
     parse_claims,
     redirect_uri_registered,
-    requests_mfa,
     resolve_scopes,
     with_amr,
 )
@@ -434,7 +434,8 @@ class SignInPages:
     def _next(self, base_url: str, flow: SignInFlow) -> Response:
         user = self.sts.tenant.find_user(flow.user_id or "")
         assert user is not None
-        if requests_mfa(flow.claims) and user.mfa_code is None and "mfa" not in flow.amr:
+        tenant = self.sts.tenant
+        if mfa_demanded(tenant, flow.claims) and user.mfa_code is None and "mfa" not in flow.amr:
             return self._fail(
                 flow,
                 "interaction_required",

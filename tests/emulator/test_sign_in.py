@@ -572,3 +572,66 @@ def test_the_other_roles_still_need_what_pim_asks(
     )
     assert response.status_code == 201
     assert response.json()["status"] == "PendingApprovalProvisioning"
+
+
+def test_an_authentication_context_guarded_by_an_mfa_policy_brings_the_mfa_step(
+    emulator: GraphEmulator, http: httpx.Client, app: msal.ConfidentialClientApplication
+) -> None:
+    """c1 is the context of an enabled "require MFA" policy: asking for it means MFA, even in a
+    tenant that does not ask for MFA at every sign-in. Without that policy it does not."""
+    emulator.update_sign_in(require_mfa=False)
+    result = _connect(app, http, claims=ACRS_C1)
+    assert (
+        _claims_of(result["access_token"])["amr"],
+        _claims_of(result["access_token"])["acrs"],
+    ) == (["pwd", "mfa"], ["c1"])
+    emulator.update_tenant(conditional_access_policies=())
+    result = _connect(
+        _msal_app(emulator, http), http, claims=ACRS_C1, login={**ADA_LOGIN, "mfa_code": None}
+    )
+    assert (
+        _claims_of(result["access_token"])["amr"],
+        _claims_of(result["access_token"])["acrs"],
+    ) == (["pwd"], ["c1"])
+
+
+def test_a_user_without_mfa_cannot_meet_a_demand_for_mfa(
+    emulator: GraphEmulator, http: httpx.Client
+) -> None:
+    _, challenge = _pkce()
+    url = _authorize_url(emulator, code_challenge=challenge, claims=ACRS_C1)
+    final = sign_in(
+        url, http=http, username="alan@contoso.example", password="emulator-password-alan"
+    )
+    query = _query(final)
+    assert query["error"] == "interaction_required" and query["state"] == "state-42"
+    assert query["error_description"].startswith("AADSTS50079: ")
+
+
+def test_secrets_stay_out_of_repr_and_errors(emulator: GraphEmulator, http: httpx.Client) -> None:
+    user = emulator.tenant.find_user("ada@contoso.example")
+    assert user is not None and "emulator-password-ada" not in repr(user)
+    assert "246810" not in repr(user)
+    assert emulator.tenant.app.client_secret not in repr(emulator.tenant.app)
+    verifier, challenge = _pkce()
+    code = _code(emulator, http, challenge)
+    store = emulator.sts.identity
+    record = store.code(code)
+    assert record is not None and code not in repr(record) and challenge not in repr(record)
+    response = _redeem(emulator, http, code, verifier + "x")
+    assert verifier not in response.text and code not in response.text
+
+
+def test_the_control_endpoint_shows_the_sign_in_log(
+    emulator: GraphEmulator, http: httpx.Client
+) -> None:
+    _, challenge = _pkce()
+    with pytest.raises(SignInError):
+        sign_in(
+            _authorize_url(emulator, code_challenge=challenge),
+            http=http,
+            username="ada@contoso.example",
+            password="wrong",
+        )
+    [entry] = http.get(f"{emulator.url}/_emulator/state").json()["signIns"]
+    assert (entry["userId"], entry["succeeded"], entry["errorCode"]) == (ADA, False, 50126)

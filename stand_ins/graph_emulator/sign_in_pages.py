@@ -386,8 +386,10 @@ class SignInPages:
             )
         if flow.step == "mfa":
             user = self.sts.tenant.find_user(flow.user_id or "")
-            if user is None or not secrets.compare_digest(
-                form.get("otc", "").strip(), user.mfa_code or ""
+            if (
+                user is None
+                or user.mfa_code is None
+                or not secrets.compare_digest(form.get("otc", "").strip(), user.mfa_code or "")
             ):
                 return self._mfa_page(base_url, flow, WRONG_OTC)
             flow.amr = with_amr(flow, "mfa")

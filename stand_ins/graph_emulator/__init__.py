@@ -26,11 +26,22 @@ Run-time controls over HTTP (no authentication; the server listens on loopback b
 ``POST {url}/_emulator/approvals/{requestId}`` with ``{"decision": "approve" | "deny"}``
     plays a PIM approver for a ``PendingApprovalProvisioning`` self-activation.
 ``GET {url}/_emulator/state``: emulator time, Graph request count, active assignments, requests.
+
+The identity platform (for delegated mode): ``GET {url}/{tenant}/oauth2/v2.0/authorize`` shows
+a real sign-in page (password, then the MFA code, then an authentication-context step when the
+``claims`` ask for ``acrs``) and redirects with a code; the token endpoint redeems codes (PKCE
+S256), refresh tokens and device codes (``POST .../devicecode``, page ``{url}/devicelogin``).
+Scripted, browserless sign-in: ``sign_in(authorize_url, username=..., password=...,
+mfa_code=..., verify=emu.client_ssl_context())`` and ``sign_in_device(...)``. Switches:
+``emu.update_sign_in(require_mfa=False)``, ``emu.update_sign_in(block_device_code=True)``;
+the log of sign-ins: ``emu.sign_ins``.
 """
 
 from stand_ins.graph_emulator.faults import Faults
+from stand_ins.graph_emulator.identity import SignInRecord
 from stand_ins.graph_emulator.runner import run_emulator
 from stand_ins.graph_emulator.server import GraphEmulator
+from stand_ins.graph_emulator.sign_in_client import SignInError, sign_in, sign_in_device
 from stand_ins.graph_emulator.tenant import (
     Tenant,
     TenantFileError,
@@ -41,9 +52,13 @@ from stand_ins.graph_emulator.tenant import (
 __all__ = [
     "Faults",
     "GraphEmulator",
+    "SignInError",
+    "SignInRecord",
     "Tenant",
     "TenantFileError",
     "default_tenant",
     "load_tenant",
     "run_emulator",
+    "sign_in",
+    "sign_in_device",
 ]

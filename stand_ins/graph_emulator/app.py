@@ -21,6 +21,7 @@ from stand_ins.graph_emulator.faults import FaultDecision, Faults
 from stand_ins.graph_emulator.graph import GraphApi
 from stand_ins.graph_emulator.isotime import format_instant
 from stand_ins.graph_emulator.pim import PimState
+from stand_ins.graph_emulator.sign_in_pages import SignInPages
 from stand_ins.graph_emulator.sts_errors import StsError, sts_error_response
 from stand_ins.graph_emulator.token import SecurityTokenService
 
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 _DISCOVERY = re.compile(r"^/(?P<tenant>[^/]+)/v2\.0/\.well-known/openid-configuration$")
 _TOKEN = re.compile(r"^/(?P<tenant>[^/]+)/oauth2/v2\.0/token$")
 _KEYS = re.compile(r"^/(?P<tenant>[^/]+)/discovery/v2\.0/keys$")
+_AUTHORIZE = re.compile(r"^/(?P<tenant>[^/]+)/oauth2/v2\.0/authorize$")
+_LOGIN = re.compile(r"^/(?P<tenant>[^/]+)/login$")
+_DEVICE_CODE = re.compile(r"^/(?P<tenant>[^/]+)/oauth2/v2\.0/devicecode$")
 _APPROVAL = re.compile(r"^/_emulator/approvals/(?P<request_id>[^/]+)$")
 
 # Bodies as Graph sends them for these statuses.
@@ -49,6 +53,7 @@ class EmulatorApp:
     ) -> None:
         self.state, self.sts, self.faults, self.clock = state, sts, faults, clock
         self.graph = GraphApi(state.tenant, state, sts, faults)
+        self.sign_in_pages = SignInPages(sts)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
@@ -62,6 +67,12 @@ class EmulatorApp:
             return self._graph(request, base_url, path.removeprefix("/v1.0") or "/")
         if path.startswith("/_emulator/"):
             return self._control(request, path)
+        if path == "/devicelogin" and request.method in ("GET", "POST"):
+            return self.sign_in_pages.device_login(request, base_url)
+        if (match := _AUTHORIZE.match(path)) and request.method == "GET":
+            return self.sign_in_pages.authorize(request, base_url, match["tenant"])
+        if (match := _LOGIN.match(path)) and request.method == "POST":
+            return self.sign_in_pages.login(request, base_url, match["tenant"])
         try:
             return self._sts(request, base_url, path)
         except StsError as error:
@@ -79,10 +90,13 @@ class EmulatorApp:
                 form.setdefault("client_id", request.authorization.username or "")
                 form.setdefault("client_secret", request.authorization.password or "")
             return json_response(self.sts.issue_for_client(base_url, match["tenant"], form))
+        if (match := _DEVICE_CODE.match(path)) and request.method == "POST":
+            form = request.form.to_dict()
+            return json_response(self.sts.device_authorization(base_url, match["tenant"], form))
         if (match := _KEYS.match(path)) and request.method == "GET":
             if not self.sts.knows_tenant(match["tenant"]):
                 raise self.sts.unknown_tenant(match["tenant"])
-            return json_response({"keys": []})
+            return json_response(self.sts.keys())
         return json_response({"error": "not_found", "error_description": f"No route {path}"}, 404)
 
     # --- Graph --------------------------------------------------------------------------------
@@ -143,6 +157,19 @@ class EmulatorApp:
                         "requestCount": self.state.request_count,
                         "assignments": self.state.assignment_instances(),
                         "requests": self.state.requests,
+                        "signIns": [
+                            {
+                                "at": format_instant(r.at),
+                                "flow": r.flow,
+                                "userId": r.user_id,
+                                "userPrincipalName": r.user_principal_name,
+                                "succeeded": r.succeeded,
+                                "errorCode": r.error_code,
+                                "amr": list(r.amr),
+                                "acrs": list(r.acrs),
+                            }
+                            for r in self.sts.identity.sign_ins
+                        ],
                     }
                 )
         except (ValueError, TypeError) as error:

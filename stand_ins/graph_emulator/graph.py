@@ -9,7 +9,7 @@ from functools import partial
 
 from werkzeug.wrappers import Request, Response
 
-from stand_ins.graph_emulator import directory, role_management
+from stand_ins.graph_emulator import conditional_access, directory, role_management
 from stand_ins.graph_emulator.errors import GraphError, bad_request
 from stand_ins.graph_emulator.faults import Faults
 from stand_ins.graph_emulator.odata_responses import GraphCall
@@ -163,6 +163,18 @@ class GraphApi:
                 "/policies/roleManagementPolicies/" + _ID % "requested_id" + "/rules",
                 POLICIES_READ,
                 role_management.list_policy_rules,
+            ),
+            self._route(
+                "GET",
+                "/identity/conditionalAccess/policies",
+                conditional_access.POLICIES_READ,
+                conditional_access.list_policies,
+            ),
+            self._route(
+                "GET",
+                "/identity/conditionalAccess/policies/" + _ID % "policy_id",
+                conditional_access.POLICIES_READ,
+                conditional_access.get_policy,
             ),
         ]
 

@@ -52,6 +52,14 @@ def sign_hs256(claims: dict[str, Any], key: bytes) -> str:
     return f"{header}.{payload}.{b64url_encode(signature)}"
 
 
+def sign_rs256(claims: dict[str, Any], key: rsa.RSAPrivateKey, key_id: str) -> str:
+    header = b64url_encode(json.dumps({"typ": "JWT", "alg": "RS256", "kid": key_id}).encode())
+    payload = b64url_encode(json.dumps(claims, separators=(",", ":")).encode())
+    signing_input = f"{header}.{payload}".encode("ascii")
+    signature = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+    return f"{header}.{payload}.{b64url_encode(signature)}"
+
+
 def verify_hs256(signing_input: bytes, signature: bytes, key: bytes) -> bool:
     expected = hmac.new(key, signing_input, hashlib.sha256).digest()
     return hmac.compare_digest(expected, signature)

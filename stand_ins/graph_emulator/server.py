@@ -21,6 +21,7 @@ from stand_ins.graph_emulator.app import EmulatorApp
 from stand_ins.graph_emulator.clock import EmulatorClock
 from stand_ins.graph_emulator.errors import DropConnection
 from stand_ins.graph_emulator.faults import Faults, make_faults
+from stand_ins.graph_emulator.identity import SignInRecord
 from stand_ins.graph_emulator.pim import PimState
 from stand_ins.graph_emulator.tenant import Tenant, default_tenant
 from stand_ins.graph_emulator.token import SecurityTokenService
@@ -94,7 +95,7 @@ class GraphEmulator:
         self.clock = EmulatorClock(clock)
         self.faults = make_faults(faults)
         self.state = PimState(self.tenant, self.clock, self.faults)
-        self.sts = SecurityTokenService(self.tenant)
+        self.sts = SecurityTokenService(self.tenant, clock=self.clock)
         self.app = EmulatorApp(self.state, self.sts, self.faults, self.clock)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -236,9 +237,23 @@ class GraphEmulator:
         users = tuple(
             u.model_copy(update=changes) if u.id == user.id else u for u in self.tenant.users
         )
-        tenant = self.tenant.model_copy(update={"users": users})
+        self.update_tenant(users=users)
+
+    def update_tenant(self, **changes: Any) -> None:
+        """Replace top-level parts of the running tenant, e.g. ``sign_in=SignInSettings(
+        require_mfa=False)`` or ``conditional_access_policies=()``; seen everywhere at once."""
+        tenant = self.tenant.model_copy(update=changes)
         # One tenant object is shared by the PIM state, the token service and the Graph API.
         self.tenant = self.state.tenant = self.sts.tenant = self.app.graph.tenant = tenant
+
+    def update_sign_in(self, **changes: Any) -> None:
+        """Change the tenant's sign-in settings: ``require_mfa``, ``block_device_code``..."""
+        self.update_tenant(sign_in=self.tenant.sign_in.model_copy(update=changes))
+
+    @property
+    def sign_ins(self) -> list[SignInRecord]:
+        """The sign-in log: every interactive sign-in attempt and refresh, oldest first."""
+        return self.sts.identity.sign_ins
 
     def advance_clock(self, seconds: float) -> datetime:
         """Move emulator time forward, as ``POST /_emulator/clock`` does."""

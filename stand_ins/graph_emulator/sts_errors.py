@@ -13,9 +13,20 @@ from stand_ins.graph_emulator.errors import json_response
 class StsError(Exception):
     """An AADSTS error answer of the token service."""
 
-    def __init__(self, status: int, error: str, code: int, description: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        code: int,
+        description: str,
+        *,
+        extra: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(f"AADSTS{code}: {description}")
         self.status, self.error, self.code, self.description = status, error, code, description
+        # Further members of the body, e.g. "suberror" and "claims" of an interaction-required
+        # answer.
+        self.extra = extra or {}
 
 
 def invalid_client(code: int, description: str) -> StsError:
@@ -30,6 +41,10 @@ def missing_parameter(parameter: str) -> StsError:
         900144,
         f"The request body must contain the following parameter: '{parameter}'.",
     )
+
+
+def invalid_grant(code: int, description: str, **extra: str) -> StsError:
+    return StsError(400, "invalid_grant", code, description, extra=extra)
 
 
 def sts_error_response(error: StsError, base_url: str) -> Response:
@@ -48,5 +63,6 @@ def sts_error_response(error: StsError, base_url: str) -> Response:
         "trace_id": trace_id,
         "correlation_id": correlation_id,
         "error_uri": f"{base_url}/error?code={error.code}",
+        **error.extra,
     }
     return json_response(body, error.status)

@@ -41,9 +41,17 @@ class App(_Strict):
     client_id: str
     service_principal_id: str
     display_name: str = "pimbot"
-    client_secret: str | None = None
+    client_secret: str | None = Field(default=None, repr=False)
     certificate_pem: str | None = None
-    permissions: tuple[str, ...] = ()
+    permissions: tuple[str, ...] = ()  # application permissions (app roles), admin-consented
+    # Delegated permissions (Graph scopes) the tenant consented to for every user; a
+    # ``.default`` request at the authorize endpoint gets all of them.
+    delegated_permissions: tuple[str, ...] = ()
+    # Web redirect URIs registered on the app. Entra ignores the port of loopback URIs only.
+    redirect_uris: tuple[str, ...] = ()
+    # The emulator's app refuses an authorization request without S256 PKCE (Entra makes PKCE
+    # optional for confidential clients; this app opts in to requiring it).
+    require_pkce: bool = True
 
     _guids = field_validator("client_id", "service_principal_id")(_check_guid)
 
@@ -70,6 +78,10 @@ class User(_Strict):
     job_title: str | None = None
     user_type: Literal["Member", "Guest"] = "Member"
     account_enabled: bool = True
+    # Sign-in credentials of the emulated user: no password means no sign-in at all; no
+    # mfa_code means no MFA method registered (the MFA step is skipped).
+    password: str | None = Field(default=None, repr=False)
+    mfa_code: str | None = Field(default=None, repr=False)
 
     _guid = field_validator("id")(_check_guid)
 
@@ -156,6 +168,31 @@ class Grant(_Strict):
         return value
 
 
+class SignInSettings(_Strict):
+    """Tenant-wide sign-in behaviour (what Conditional Access and security defaults decide)."""
+
+    require_mfa: bool = True  # every interactive sign-in asks for the second factor
+    block_device_code: bool = False  # a Conditional Access policy blocks device-code flow
+    device_code_poll_interval: int = Field(default=5, ge=1)
+    device_code_lifetime: int = Field(default=900, ge=1)  # seconds; Entra's default is 15 min
+
+
+class ConditionalAccessPolicy(_Strict):
+    """A Conditional Access policy, as much of it as the emulator serves on Graph."""
+
+    id: str
+    display_name: str
+    state: Literal["enabled", "disabled", "enabledForReportingButNotEnforced"] = "enabled"
+    include_roles: tuple[str, ...] = ()  # role ids or names of the tenant's roles
+    include_users: tuple[str, ...] = ()  # "All", user ids or UPNs
+    include_authentication_contexts: tuple[str, ...] = ()
+    built_in_controls: tuple[str, ...] = ("mfa",)
+    operator: Literal["AND", "OR"] = "OR"
+    created: datetime = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+
+    _guid = field_validator("id")(_check_guid)
+
+
 class Tenant(_Strict):
     """A whole emulated tenant; every cross-reference is checked when it is built."""
 
@@ -169,6 +206,10 @@ class Tenant(_Strict):
     roles: tuple[Role, ...] = ()
     eligibilities: tuple[Grant, ...] = ()
     assignments: tuple[Grant, ...] = ()
+    sign_in: SignInSettings = SignInSettings()
+    # Authentication context ids (c1..c99) and the names the admin gave them.
+    authentication_contexts: dict[str, str] = Field(default_factory=dict)
+    conditional_access_policies: tuple[ConditionalAccessPolicy, ...] = ()
 
     _guid = field_validator("tenant_id")(_check_guid)
 
@@ -222,6 +263,16 @@ class Tenant(_Strict):
                     )
                 if self.find_role(grant.role) is None:
                     problems.append(f"{where}: no role {grant.role!r}")
+        for policy in self.conditional_access_policies:
+            where = f"conditional access policy {policy.display_name!r}"
+            problems += [
+                f"{where}: no role {r!r}" for r in policy.include_roles if self.find_role(r) is None
+            ]
+            problems += [
+                f"{where}: no user {u!r}"
+                for u in policy.include_users
+                if u != "All" and self.find_user(u) is None
+            ]
         return problems
 
     # --- lookups (by id, or by the human name a fixture author writes) ------------------------

@@ -210,3 +210,30 @@ def test_a_token_lacking_a_permission_gets_403(emulator: GraphEmulator, http: ht
     assert response.json()["error"]["code"] == "Authorization_RequestDenied"
     assert response.json()["error"]["message"] == (
         "Insufficient privileges to complete the operation.")
+
+
+def test_msal_redeems_an_auth_code_with_a_certificate_assertion(
+    cert_emulator: GraphEmulator, app_key: tuple[bytes, bytes]
+) -> None:
+    from urllib.parse import parse_qsl, urlsplit
+
+    import httpx
+
+    from bot.adapters.graph.auth import MsalHttpClient
+    from stand_ins.graph_emulator import sign_in
+
+    with httpx.Client(verify=cert_emulator.client_ssl_context(), trust_env=False) as http:
+        env = cert_emulator.env()
+        app = msal.ConfidentialClientApplication(
+            env["AZURE_CLIENT_ID"],
+            client_credential={"private_key": app_key[0].decode(),
+                               "public_certificate": app_key[1].decode()},
+            authority=f"{cert_emulator.authority_host}/{env['AZURE_TENANT_ID']}",
+            instance_discovery=False, http_client=MsalHttpClient(http))
+        flow = app.initiate_auth_code_flow(scopes=GRAPH_SCOPE, response_mode="form_post",
+                                           redirect_uri="https://127.0.0.1:8443/auth/callback")
+        final = sign_in(flow["auth_uri"], username="grace@contoso.example",
+                        password="emulator-password-grace", mfa_code="135790", http=http)
+        result = app.acquire_token_by_auth_code_flow(flow, dict(parse_qsl(urlsplit(final).query)))
+        assert "access_token" in result, result
+        assert result["id_token_claims"]["preferred_username"] == "grace@contoso.example"

@@ -47,8 +47,14 @@ def register(app: App, deps: SlackDeps) -> None:
             (app.action, ActionId.OPEN_REQUEST_MODAL, handle_open_request_modal_button),
             (app.action, ActionId.REFRESH_HOME, handle_refresh_home_button),
             (app.action, ActionId.ROLE_SELECT, handle_role_select),
+            (app.action, ActionId.SIGN_IN_LINK, handle_sign_in_link_click),
         ],
     )
+
+
+def handle_sign_in_link_click(deps: SlackDeps, ack: Ack) -> None:
+    """The browser opens the link itself; Slack only wants the click acknowledged."""
+    ack()
 
 
 def handle_approve_button(

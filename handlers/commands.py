@@ -10,6 +10,7 @@ from slack_sdk import WebClient
 
 from bot.domain.elevation import ElevationRequest, Person, RequestStatus
 from bot.domain.rules import unstorable_text
+from bot.use_cases.delegated import begin_connect, disconnect, who_am_i
 from bot.use_cases.services import deactivate_request, list_my_requests, list_pending_for_approver
 from handlers.after_ack import CommandReply, bind, run_after_ack, run_now
 from handlers.blocks import help_blocks, help_text
@@ -20,15 +21,14 @@ from handlers.blocks.lists import (
     pending_message,
     roles_message,
     status_message,
+)
+from handlers.blocks.signin import (
+    connect_sent_message,
+    disconnected_message,
     whoami_message,
 )
 from handlers.context import SlackDeps
 from handlers.modal_flow import open_extend_modal, open_request_modal
-
-NOT_YET = (
-    "`/pim {sub}` is not available yet: it comes with delegated mode. pimbot runs in "
-    "broker mode, where no sign-in is needed."
-)
 
 
 def register(app: App, deps: SlackDeps) -> None:
@@ -173,18 +173,35 @@ def _pick_active(
 
 
 def _whoami(deps: SlackDeps, person: Person, _arg: str) -> MessageContent:
-    with deps.ports.uow() as uow:
-        link = uow.identities.get(person.slack_team, person.slack_user)
+    known = who_am_i(person, ports=deps.ports)
     return whoami_message(
         person,
-        link_source=link.source if link else None,
+        link_source=known.link.source if known.link else None,
         tenant_id=deps.tenant_id,
-        mode=deps.ports.mode.value,
+        mode=_deployment_mode(deps),
+        sign_ins=known.sign_ins,
+        role_modes=known.role_modes,
+        tz=_tz(deps, person.slack_user),
     )
 
 
-def _not_yet(sub: str) -> Any:
-    return lambda _deps, _user, _arg: notice_message(NOT_YET.format(sub=sub))
+def _connect(deps: SlackDeps, person: Person, arg: str) -> MessageContent:
+    begin_connect(person, arg.strip() or None, ports=deps.ports)
+    return connect_sent_message()
+
+
+def _disconnect(deps: SlackDeps, person: Person, _arg: str) -> MessageContent:
+    done = disconnect(person, ports=deps.ports)
+    return disconnected_message(
+        sign_ins=done.sign_ins, links=done.links, downgraded=done.downgraded
+    )
+
+
+def _deployment_mode(deps: SlackDeps) -> str:
+    delegation = deps.ports.delegation
+    if delegation is None:
+        return "broker"
+    return "auto" if delegation.auto else "delegated"
 
 
 def _tz(deps: SlackDeps, user_id: str) -> str | None:
@@ -198,6 +215,6 @@ _ANSWERS = {
     "pending": _pending,
     "deactivate": _deactivate,
     "whoami": _whoami,
-    "connect": _not_yet("connect"),
-    "disconnect": _not_yet("disconnect"),
+    "connect": _connect,
+    "disconnect": _disconnect,
 }

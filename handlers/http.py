@@ -19,9 +19,14 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk.signature import SignatureVerifier
 
 from bot.app.logs import bind_correlation_id
+from bot.use_cases.delegated import SignInOutcome
+from handlers.pages import PAGE_HEADERS, error_page, sign_in_page
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 EVENTS_PATH = "/slack/events"
+CALLBACK_PATH = "/auth/callback"
+# Microsoft's redirect carries code, state, session_state (and error text): a few KB at most.
+MAX_CALLBACK_QUERY = 16 * 1024
 # Slack's payloads are a few kilobytes (a view submission with every block filled in stays far
 # below this); anything bigger is refused before its body is read.
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -44,8 +49,10 @@ def make_http_app(
     max_body: int = DEFAULT_MAX_BODY,
     events: bool = True,
     ops: bool = True,
+    sign_in: Callable[[dict[str, str]], SignInOutcome] | None = None,
 ) -> WSGIApp:
-    """``POST /slack/events`` (``events``), ``GET /healthz`` and ``GET /metrics`` (``ops``).
+    """``POST /slack/events`` (``events``), ``GET /healthz`` and ``GET /metrics`` (``ops``),
+    and ``GET /auth/callback`` where people's sign-ins end (``sign_in``, delegated mode).
 
     Slack's endpoint is guarded at the door, before Bolt sees anything: the body is read only
     up to ``max_body`` bytes (413 beyond), and only a request whose signature verifies is
@@ -70,9 +77,52 @@ def make_http_app(
             return _json(start_response, code, status)
         if ops and path == "/metrics" and method == "GET":
             return metrics(environ, start_response)  # type: ignore[no-any-return]
+        if sign_in is not None and path == CALLBACK_PATH and method in ("GET", "POST"):
+            return contextvars.Context().run(_sign_in_callback, sign_in, environ, start_response)
         return _json(start_response, "404 Not Found", {"error": "not found"})
 
     return application
+
+
+def _sign_in_callback(
+    sign_in: Callable[[dict[str, str]], SignInOutcome],
+    environ: dict[str, Any],
+    start_response: Callable[..., Any],
+) -> list[bytes]:
+    """The browser back from Microsoft's sign-in: a form POST (``response_mode=form_post``)
+    or, for errors some clients report in the URL, a GET. It carries a one-time code: never
+    logged, and the page is never cached or sent on as a referrer."""
+    reference = bind_correlation_id()
+    if environ.get("REQUEST_METHOD") == "POST":
+        body = _read_body(environ, MAX_CALLBACK_QUERY)
+        if body is None:
+            return _html(start_response, "413 Payload Too Large", error_page(reference))
+        try:
+            query = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return _html(start_response, "400 Bad Request", error_page(reference))
+    else:
+        query = environ.get("QUERY_STRING", "")
+    if len(query) > MAX_CALLBACK_QUERY:
+        return _html(start_response, "414 URI Too Long", error_page(reference))
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, max_num_fields=20)
+    except ValueError:
+        return _html(start_response, "400 Bad Request", error_page(reference))
+    params = dict(pairs)
+    try:
+        outcome = sign_in(params)
+    except Exception:
+        # No traceback reaches a web page: the person gets a reference, the log the rest.
+        log.exception("sign-in callback failed")
+        return _html(start_response, "500 Internal Server Error", error_page(reference))
+    status = "200 OK" if outcome.ok else "400 Bad Request"
+    return _html(start_response, status, sign_in_page(outcome))
+
+
+def _html(start_response: Callable[..., Any], status: str, body: bytes) -> list[bytes]:
+    start_response(status, [*PAGE_HEADERS, ("Content-Length", str(len(body)))])
+    return [body]
 
 
 def _json(start_response: Callable[..., Any], status: str, content: object) -> list[bytes]:

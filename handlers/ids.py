@@ -24,6 +24,8 @@ class ActionId(StrEnum):
     ACKNOWLEDGE_BREAK_GLASS = "pim-acknowledge-break-glass"
     OPEN_REQUEST_MODAL = "pim-open-request-modal"
     REFRESH_HOME = "pim-refresh-home"
+    # A link button (opens the sign-in page); Slack still sends the click, which is only acked.
+    SIGN_IN_LINK = "pim-sign-in-link"
     # Elements inside input blocks (keys of ``view.state.values[block_id]``).
     ROLE_SELECT = "pim-role-select"  # dispatch_action: the modal re-renders for the chosen role
     DURATION_SELECT = "pim-duration-select"

@@ -14,7 +14,15 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.domain.elevation import SYSTEM, AuditEntry, ElevationRequest, Person, RequestStatus
-from bot.domain.ports import Clock, Event, PostedMessage, RulesSource, SlackDirectory, UnitOfWork
+from bot.domain.ports import (
+    AccessPolicies,
+    Clock,
+    Event,
+    PostedMessage,
+    RulesSource,
+    SlackDirectory,
+    UnitOfWork,
+)
 from bot.domain.rules import ApproverKind, ApproverSpec, EffectiveRules
 from bot.use_cases.approvers import DirectoryApproverResolver
 from handlers.blocks import (
@@ -60,7 +68,9 @@ class SlackNotifier:
         approvers: DirectoryApproverResolver,
         rules: RulesSource,
         clock: Clock,
+        access_policies: AccessPolicies | None = None,
     ) -> None:
+        self._access_policies = access_policies
         self._client = client
         self._uow = uow
         self._directory = directory
@@ -284,7 +294,14 @@ class SlackNotifier:
             ]
         for message in earlier:
             self._update(message, superseded_message(request))
-        content = requester_message(request, event, self._tz(request))
+        policies = (
+            self._access_policies.for_role(request.role.role_definition_id)
+            if self._access_policies is not None and event is Event.ACTIVE
+            else None
+        )
+        content = requester_message(
+            request, event, self._tz(request), access_policies=policies or ()
+        )
         self._post(request, request.requester.slack_user, content, DM_PREFIX + event.value)
 
     def _tz(self, request: ElevationRequest) -> str | None:

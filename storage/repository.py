@@ -13,6 +13,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from bot.domain.elevation import (
     LIVE_STATUSES,
+    ActivationMode,
     ApprovalDecision,
     AuditEntry,
     Decision,
@@ -76,6 +77,8 @@ _FIXED = frozenset(
         "quorum",
         "approver_specs",
         "break_glass",
+        "activation_mode",
+        "tenant_id",
         "created_at",
     }
 )
@@ -812,6 +815,8 @@ def _to_row(request: ElevationRequest) -> RequestRow:
         graph_request_id=request.graph_request_id,
         deny_reason=request.deny_reason,
         failure_reason=request.failure_reason,
+        activation_mode=request.mode.value,
+        tenant_id=request.tenant,
         **_extension_columns(request.extension),
         **_timer_columns(request.timers),
         **_review_columns(request.review),
@@ -842,6 +847,8 @@ def _from_row(row: RequestRow, decisions: list[ApprovalDecision]) -> ElevationRe
         graph_request_id=row.graph_request_id,
         deny_reason=row.deny_reason,
         failure_reason=row.failure_reason,
+        mode=ActivationMode(row.activation_mode),
+        tenant=row.tenant_id,
         extension=_extension_from(row),
         timers=_timers_from(row),
         review=_review_from(row),

@@ -57,7 +57,14 @@ class Base(DeclarativeBase):
 
 # The statuses of bot.domain.elevation.LIVE_STATUSES, spelled out for the partial unique index (the
 # migration repeats them; a test checks they agree with the domain).
-LIVE_STATUS_VALUES = ("pending_approval", "approved", "scheduled", "awaiting_pim", "active")
+LIVE_STATUS_VALUES = (
+    "pending_approval",
+    "approved",
+    "awaiting_sign_in",
+    "scheduled",
+    "awaiting_pim",
+    "active",
+)
 LIVE_CONDITION = text("status IN ({})".format(", ".join(f"'{s}'" for s in LIVE_STATUS_VALUES)))
 
 
@@ -109,6 +116,12 @@ class RequestRow(Base):
     reviewed_by_entra_id: Mapped[str | None] = mapped_column(String(64))
     # Idempotency key (Slack view id) of the last extension form handled.
     extension_key: Mapped[str | None] = mapped_column(String(64))
+    # "broker" (pimbot's app activates) or "delegated" (the requester's own sign-in does), and
+    # the tenant when it is not the home tenant.
+    activation_mode: Mapped[str] = mapped_column(
+        String(16), nullable=False, server_default="broker"
+    )
+    tenant_id: Mapped[str | None] = mapped_column(String(255))
     # Claim-and-lease for the scheduler's sweep: one replica owns a due row until lease_until.
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None]

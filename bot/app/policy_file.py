@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.domain.durations import humanize, parse_duration
-from bot.domain.elevation import RoleRef
+from bot.domain.elevation import ActivationMode, RoleRef
 from bot.domain.errors import ConfigurationError
 from bot.domain.rules import (
     MIN_DURATION,
@@ -114,6 +114,8 @@ class _RoleRules(BaseModel):
     security_channel: str | None = None
     self_extension: _SelfExtension | None = None
     approver_link: ApproverLink | None = None
+    # broker | delegated: how this role is activated, whatever PIMBOT_MODE=auto would choose.
+    mode: ActivationMode | None = None
 
     @field_validator("max_duration", "reminder_lead", mode="before")
     @classmethod
@@ -285,4 +287,5 @@ def _merge(base: RolePolicy, rules: _RoleRules) -> RolePolicy:
             else base.self_extension_up_to
         ),
         approver_link=given.get("approver_link", base.approver_link),
+        mode=given.get("mode", base.mode),
     )

@@ -23,7 +23,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.adapters.graph import build_pim_client
+from bot.adapters.graph import GraphPimClient, build_pim_client, build_sign_in
+from bot.adapters.sealing import FernetSealer
 from bot.app.clock import SystemClock
 from bot.app.logs import keep_request_bodies_out_of_logs
 from bot.app.metrics import Metrics, MetricsNotifier
@@ -33,16 +34,20 @@ from bot.app.settings import Settings, redact_url
 from bot.domain.elevation import AuditEntry
 from bot.domain.errors import ConfigurationError
 from bot.domain.ports import Clock, IdentityLink, PimClient
+from bot.domain.rules import DeploymentMode
 from bot.use_cases.approvers import DirectoryApproverResolver
-from bot.use_cases.catalog import CachedRulesSource, ReadCachingPimClient
+from bot.use_cases.catalog import CachedAccessPolicies, CachedRulesSource, ReadCachingPimClient
+from bot.use_cases.delegated import SignInOutcome, complete_sign_in
 from bot.use_cases.identity import EntraAccounts, Installation, identify
 from bot.use_cases.services import Ports
+from bot.use_cases.signing_in import Delegation
 from handlers import register_handlers
 from handlers.context import SlackDeps
 from handlers.directory import SlackWebDirectory
 from handlers.http import BackgroundHttpServer, WSGIApp, make_http_app
 from handlers.middleware import ContextPreservingExecutor, observe_slack_calls
 from handlers.notifier import SlackNotifier
+from handlers.signin_messages import SlackSignInMessages
 from storage.audit_chain import ChainReport
 from storage.database import (
     current_revision,
@@ -162,9 +167,18 @@ class SlackRuntime:
     metrics: Metrics
     settings: Settings
 
-    def http_app(self, *, events: bool = True, ops: bool = True) -> WSGIApp:
-        """Slack's endpoint (``events``) and/or the health check and metrics (``ops``)."""
+    def http_app(
+        self, *, events: bool = True, ops: bool = True, sign_in: bool | None = None
+    ) -> WSGIApp:
+        """Slack's endpoint (``events``) and/or the health check and metrics (``ops``), and
+        the sign-in callback (``sign_in``; by default with Slack's endpoint, as both face the
+        outside) when delegated mode is on."""
         secret = self.settings.slack_signing_secret
+        ports = self.deps.ports
+        wanted = events if sign_in is None else sign_in
+        callback = (
+            partial(_finish_sign_in, ports) if wanted and ports.delegation is not None else None
+        )
         return make_http_app(
             self.app,
             health=self.health,
@@ -173,6 +187,7 @@ class SlackRuntime:
             max_body=self.settings.max_request_bytes,
             events=events,
             ops=ops,
+            sign_in=callback,
         )
 
     def health(self) -> dict[str, Any]:
@@ -236,8 +251,10 @@ def build_slack_runtime(
     web: WebClient | None = None,
     clock: Clock | None = None,
     installation: Installation | None = None,
+    delegation: Delegation | None = None,
 ) -> SlackRuntime:
-    """Wire the bot. ``pim``/``web``/``clock``/``installation`` are for tests and the demo."""
+    """Wire the bot. ``pim``/``web``/``clock``/``installation``/``delegation`` are for tests
+    and the demo."""
     problems = settings.problems_for_run() if pim is None else []
     if problems:
         raise ConfigurationError(problems)
@@ -262,6 +279,8 @@ def build_slack_runtime(
         pim = graph
     pim_reads = ReadCachingPimClient(pim, clock=clock)
     directory = SlackWebDirectory(web)
+    if delegation is None and settings.delegated_enabled and isinstance(pim, GraphPimClient):
+        delegation = build_delegation(settings, pim, web=web, directory=directory)
     rules = CachedRulesSource(
         pim=pim_reads,
         policy=policy,
@@ -270,9 +289,20 @@ def build_slack_runtime(
         default_security_channel=settings.security_channel,
     )
     approvers = DirectoryApproverResolver(directory=directory, pim=pim_reads, clock=clock)
+    access_policies = (
+        CachedAccessPolicies(pim.list_access_policies, clock=clock)
+        if isinstance(pim, GraphPimClient)
+        else None
+    )
     notifier = MetricsNotifier(
         SlackNotifier(
-            client=web, uow=uow, directory=directory, approvers=approvers, rules=rules, clock=clock
+            client=web,
+            uow=uow,
+            directory=directory,
+            approvers=approvers,
+            rules=rules,
+            clock=clock,
+            access_policies=access_policies,
         ),
         metrics.requests,
     )
@@ -283,7 +313,7 @@ def build_slack_runtime(
         clock=clock,
         approvers=approvers,
         rules=rules,
-        mode=settings.mode,
+        delegation=delegation,
         review_nudge_every=settings.approver_nudge_after,
         approval_ttl=settings.approval_ttl,
     )
@@ -345,6 +375,28 @@ def build_slack_runtime(
     )
 
 
+def build_delegation(
+    settings: Settings, graph: GraphPimClient, *, web: WebClient, directory: SlackWebDirectory
+) -> Delegation:
+    """Delegated mode's parts: people's sign-ins through the same app registration and Graph
+    connection, their token caches sealed with PIMBOT_TOKEN_KEY."""
+    assert settings.azure_tenant_id is not None and settings.token_key is not None
+    return Delegation(
+        sign_in=build_sign_in(settings, graph.http),
+        sealer=FernetSealer.from_setting(settings.token_key.get_secret_value()),
+        messages=SlackSignInMessages(client=web, directory=directory),
+        pim_as=graph.acting_as,
+        home_tenant=settings.azure_tenant_id,
+        allowed_tenants=frozenset(settings.tenants),
+        link_ttl=settings.signin_link_ttl,
+        auto=settings.deployment_mode is DeploymentMode.AUTO,
+    )
+
+
+def _finish_sign_in(ports: Ports, params: dict[str, str]) -> SignInOutcome:
+    return complete_sign_in(params.get("state", ""), params, ports=ports)
+
+
 def _submit_to(pool: ContextPreservingExecutor) -> Callable[[Callable[[], None]], None]:
     # Nothing waits on these futures: ``handlers.after_ack.run_after_ack``, the only caller,
     # logs and tells every error itself, with the interaction's correlation id (the pool
@@ -374,22 +426,40 @@ def start_timers(runtime: SlackRuntime, settings: Settings) -> BackgroundSchedul
 def http_servers(
     runtime: SlackRuntime, settings: Settings, *, port: int | None = None
 ) -> list[BackgroundHttpServer]:
-    """Slack's endpoint on PIMBOT_HOST:PIMBOT_PORT; /healthz and /metrics there too, or only
-    on PIMBOT_METRICS_PORT when it is set (so they need not be exposed with the endpoint)."""
+    """Slack's endpoint on PIMBOT_HOST:PIMBOT_PORT (with the sign-in callback in delegated
+    mode); /healthz and /metrics there too, or only on PIMBOT_METRICS_PORT when it is set (so
+    they need not be exposed with the endpoint)."""
     separate = settings.metrics_port is not None
+    main = runtime.http_app(ops=not separate)
+    return _listeners(runtime, settings, main, threads=16, port=port)
+
+
+def socket_mode_servers(
+    runtime: SlackRuntime, settings: Settings, *, port: int | None = None
+) -> list[BackgroundHttpServer]:
+    """Beside Socket Mode: /healthz, /metrics and the sign-in callback on PIMBOT_PORT (the
+    metrics on PIMBOT_METRICS_PORT instead, when it is set)."""
+    separate = settings.metrics_port is not None
+    main = runtime.http_app(events=False, ops=not separate, sign_in=True)
+    return _listeners(runtime, settings, main, threads=8, port=port)
+
+
+def _listeners(
+    runtime: SlackRuntime, settings: Settings, main: WSGIApp, *, threads: int, port: int | None
+) -> list[BackgroundHttpServer]:
     servers = [
         BackgroundHttpServer(
-            runtime.http_app(ops=not separate),
+            main,
             host=settings.host,
             port=port or settings.port,
-            threads=16,
+            threads=threads,
             max_body=settings.max_request_bytes,
         )
     ]
     if settings.metrics_port is not None:
         servers.append(
             BackgroundHttpServer(
-                runtime.http_app(events=False),
+                runtime.http_app(events=False, sign_in=False),
                 host=settings.metrics_host or settings.host,
                 port=settings.metrics_port,
                 threads=4,
@@ -435,7 +505,22 @@ def run_until_stopped(
                 runtime.app, settings.slack_app_token.get_secret_value()
             )
             socket_mode.connect()  # type: ignore[no-untyped-call]
-            announce("pimbot: Socket Mode")
+            # Socket Mode needs no public endpoint for Slack, but people's browsers come
+            # back to /auth/callback, and orchestrators probe /healthz: a small listener.
+            try:
+                servers = [s.start() for s in socket_mode_servers(runtime, settings, port=port)]
+            except OSError as exc:
+                scheduler.shutdown(wait=False)
+                socket_mode.close()  # type: ignore[no-untyped-call]
+                raise ConfigurationError(
+                    [f"HTTP: cannot listen on {settings.host} ({exc.strerror or exc})"]
+                ) from None
+            announce(
+                f"pimbot: Socket Mode; GET /healthz, /metrics, /auth/callback on {servers[0].url}"
+                if len(servers) == 1
+                else f"pimbot: Socket Mode; GET /healthz, /auth/callback on {servers[0].url}, "
+                f"GET /healthz, /metrics on {servers[1].url}"
+            )
         else:
             try:
                 servers = [s.start() for s in http_servers(runtime, settings, port=port)]

@@ -24,7 +24,9 @@ from bot.app.logs import log_context, new_correlation_id
 from bot.domain.elevation import ElevationRequest
 from bot.domain.ports import TIMERS, DueAfter, DueWork, timer_spec
 from bot.use_cases.services import Ports, deliver, load_request, nudge_break_glass_review
+from bot.use_cases.signing_in import DEFAULT_LINK_TTL
 from bot.use_cases.timers import (
+    follow_pim_approval,
     nudge_approvers,
     reconcile_approved,
     remind_before_expiry,
@@ -32,6 +34,7 @@ from bot.use_cases.timers import (
     start_scheduled,
     sync_expiry,
     time_out_pending,
+    time_out_sign_in,
 )
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,10 @@ def handler_for(kind: DueWork) -> Handler:
             return time_out_pending
         case DueWork.BREAK_GLASS_REVIEW:
             return nudge_break_glass_review
+        case DueWork.FOLLOW_PIM:
+            return follow_pim_approval
+        case DueWork.SIGN_IN_TIMEOUT:
+            return time_out_sign_in
         case _:
             assert_never(kind)
 
@@ -221,6 +228,9 @@ class Sweeper:
                 return self.nudge_after
             case DueAfter.PENDING_TIMEOUT:
                 return self.pending_timeout
+            case DueAfter.SIGN_IN_TTL:
+                delegation = self.ports.delegation
+                return delegation.link_ttl if delegation is not None else DEFAULT_LINK_TTL
             case _:
                 assert_never(after)
 

@@ -29,7 +29,7 @@ from pydantic import (
 from bot.adapters.sealing import parse_token_keys
 from bot.domain.durations import parse_duration
 from bot.domain.errors import ConfigurationError
-from bot.domain.rules import DeploymentMode, Mode
+from bot.domain.rules import DeploymentMode
 
 # environment variable -> field name
 ENV_NAMES: dict[str, str] = {
@@ -365,16 +365,6 @@ class Settings(BaseModel):
     def delegated_enabled(self) -> bool:
         """People may sign in and act as themselves (PIMBOT_MODE delegated or auto)."""
         return self.deployment_mode in (DeploymentMode.DELEGATED, DeploymentMode.AUTO)
-
-    @property
-    def mode(self) -> Mode:
-        """The mode request validation applies today: always BROKER, which refuses roles that
-        need the person's own MFA or authentication context.
-
-        Until activation as the person is wired in, answering DELEGATED here would let such a
-        role through to the broker, i.e. activate it with the app's token. The per-role choice
-        of ``deployment_mode`` replaces this."""
-        return Mode.BROKER
 
     @property
     def redirect_uri(self) -> str | None:

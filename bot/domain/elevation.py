@@ -21,12 +21,21 @@ class RequestStatus(StrEnum):
     APPROVED = "approved"
     SCHEDULED = "scheduled"
     AWAITING_PIM = "awaiting_pim"
+    # Delegated mode: approved, but pimbot needs a (fresh) sign-in of the requester to activate.
+    AWAITING_SIGN_IN = "awaiting_sign_in"
     ACTIVE = "active"
     EXPIRED = "expired"
     DEACTIVATED = "deactivated"
     DENIED = "denied"
     CANCELLED = "cancelled"
     FAILED = "failed"
+
+
+class ActivationMode(StrEnum):
+    """Who asks PIM: pimbot's app (``adminAssign``) or the requester (``selfActivate``)."""
+
+    BROKER = "broker"
+    DELEGATED = "delegated"
 
 
 class Action(StrEnum):
@@ -37,6 +46,8 @@ class Action(StrEnum):
     ACTIVATE = "activate"
     SCHEDULE = "schedule"
     AWAIT_PIM = "await_pim"  # delegated mode: PIM runs its own approval
+    ASK_SIGN_IN = "ask_sign_in"  # delegated mode: the requester must sign in (again) first
+    RESUME = "resume"  # delegated mode: they did; activation goes ahead
     FAIL = "fail"
     EXTEND = "extend"
     DEACTIVATE = "deactivate"
@@ -56,6 +67,10 @@ class Event(StrEnum):
     DENIED = "denied"
     CANCELLED = "cancelled"
     SCHEDULED = "scheduled"
+    # Delegated mode: the requester must sign in before pimbot can activate as them, and PIM
+    # is running its own approval of the activation.
+    SIGN_IN_NEEDED = "sign_in_needed"
+    AWAITING_PIM = "awaiting_pim"
     ACTIVE = "active"
     FAILED = "failed"
     EXTENDED = "extended"
@@ -84,6 +99,12 @@ TRANSITIONS: dict[tuple[RequestStatus, Action], RequestStatus] = {
     (S.APPROVED, Action.SCHEDULE): S.SCHEDULED,
     (S.APPROVED, Action.AWAIT_PIM): S.AWAITING_PIM,
     (S.APPROVED, Action.FAIL): S.FAILED,
+    (S.APPROVED, Action.ASK_SIGN_IN): S.AWAITING_SIGN_IN,
+    # A second step-up (MFA first, then an authentication context) keeps waiting.
+    (S.AWAITING_SIGN_IN, Action.ASK_SIGN_IN): S.AWAITING_SIGN_IN,
+    (S.AWAITING_SIGN_IN, Action.RESUME): S.APPROVED,
+    (S.AWAITING_SIGN_IN, Action.CANCEL): S.CANCELLED,
+    (S.AWAITING_SIGN_IN, Action.FAIL): S.FAILED,
     (S.SCHEDULED, Action.ACTIVATE): S.ACTIVE,
     (S.SCHEDULED, Action.CANCEL): S.CANCELLED,
     (S.SCHEDULED, Action.FAIL): S.FAILED,
@@ -98,7 +119,9 @@ TRANSITIONS: dict[tuple[RequestStatus, Action], RequestStatus] = {
 }
 TERMINAL_STATUSES = frozenset({S.EXPIRED, S.DEACTIVATED, S.DENIED, S.CANCELLED, S.FAILED})
 # Statuses in which the role is (or is about to be) granted: no second request may overlap.
-LIVE_STATUSES = frozenset({S.PENDING_APPROVAL, S.APPROVED, S.SCHEDULED, S.AWAITING_PIM, S.ACTIVE})
+LIVE_STATUSES = frozenset(
+    {S.PENDING_APPROVAL, S.APPROVED, S.AWAITING_SIGN_IN, S.SCHEDULED, S.AWAITING_PIM, S.ACTIVE}
+)
 
 
 def next_status(current: RequestStatus, action: Action) -> RequestStatus:
@@ -119,6 +142,8 @@ _PAST = {
     Action.ACTIVATE: "activated",
     Action.SCHEDULE: "scheduled",
     Action.AWAIT_PIM: "handed to PIM",
+    Action.ASK_SIGN_IN: "held for a sign-in",
+    Action.RESUME: "resumed",
     Action.FAIL: "marked failed",
     Action.EXTEND: "extended",
     Action.DEACTIVATE: "deactivated",
@@ -245,6 +270,9 @@ class ElevationRequest:
     quorum: int = 1
     approver_specs: tuple[str, ...] = ()
     break_glass: bool = False
+    # Delegated: activated with the requester's own sign-in; ``tenant`` None is the home tenant.
+    mode: ActivationMode = ActivationMode.BROKER
+    tenant: str | None = None
     status: RequestStatus = RequestStatus.PENDING_APPROVAL
     version: int = 0
     updated_at: datetime | None = None
@@ -282,6 +310,8 @@ class ElevationRequest:
         quorum: int = 1,
         approver_specs: tuple[str, ...] = (),
         break_glass: bool = False,
+        mode: ActivationMode = ActivationMode.BROKER,
+        tenant: str | None = None,
     ) -> ElevationRequest:
         request = cls(
             id=str(uuid.uuid4()),
@@ -296,6 +326,8 @@ class ElevationRequest:
             quorum=max(1, quorum),
             approver_specs=approver_specs,
             break_glass=break_glass,
+            mode=mode,
+            tenant=tenant,
         )
         request._audit(requester.key, "submit", None, request.status, at, _submit_detail(request))
         request._tell(Event.SUBMITTED, at)
@@ -356,6 +388,11 @@ class ElevationRequest:
             own: datetime | None = getattr(self, name)
             return own
         raise AttributeError(f"an elevation request keeps no timestamp called {name!r}")
+
+    @property
+    def extendable(self) -> bool:
+        """pimbot can move the end later: broker mode only (PIM extends no self-activation)."""
+        return self.status is S.ACTIVE and self.mode is ActivationMode.BROKER
 
     @property
     def awaits_extension_approval(self) -> bool:
@@ -423,9 +460,38 @@ class ElevationRequest:
         self._tell(Event.SCHEDULED, at)
 
     def await_pim(self, *, graph_request_id: str, at: datetime) -> None:
-        """Delegated mode (not wired yet): no event, as no use case announces it today."""
+        """Delegated mode: PIM took the activation but runs its own approval first."""
         self._move(Action.AWAIT_PIM, SYSTEM.key, at, "waiting for PIM's own approval")
         self.graph_request_id = graph_request_id
+        self._tell(Event.AWAITING_PIM, at)
+
+    def close_in_pim(self, *, outcome: str, at: datetime) -> None:
+        """PIM ended its own approval without activating: ``Denied``, ``Canceled``,
+        ``TimedOut``, ``Failed``… (Graph's status string)."""
+        if self.status is not S.AWAITING_PIM:
+            raise InvalidTransition("Only a request waiting for PIM's approval is closed by PIM.")
+        if outcome.lower() == "denied":
+            self.deny_reason = "denied in PIM"
+            self._move(Action.DENY, SYSTEM.key, at, "denied in PIM")
+            self.decided_at = at
+            self._tell(Event.DENIED, at)
+            return
+        reason = f"PIM ended the request without activating it ({outcome})"
+        self._move(Action.FAIL, SYSTEM.key, at, reason)
+        self.failure_reason = reason
+        self._tell(Event.FAILED, at)
+
+    def ask_sign_in(self, *, why: str, at: datetime) -> None:
+        """Delegated mode: activating as the requester needs a (fresh) sign-in of theirs; the
+        request waits, approved, until they complete it."""
+        self._move(Action.ASK_SIGN_IN, SYSTEM.key, at, why)
+        self._tell(Event.SIGN_IN_NEEDED, at)
+
+    def resume(self, actor: Person, *, at: datetime) -> None:
+        """The requester signed in: activation goes ahead (its outcome is the next event)."""
+        if actor.key != self.requester.key:
+            raise NotAuthorized("Only the person who asked can sign in for this request.")
+        self._move(Action.RESUME, actor.key, at, "signed in")
 
     def mark_active(
         self,

@@ -160,3 +160,20 @@ class PimThrottled(PimUnavailable):
 
 class SealBroken(PimbotError):
     """A sealed value did not open: forged, damaged, or sealed with a key no longer held."""
+
+
+class SignInFailed(PimbotError):
+    """A person's sign-in (``/pim connect``) did not complete; ``code`` names why for logs."""
+
+    def __init__(self, user_message: str, *, code: str) -> None:
+        super().__init__(user_message)
+        self.code = code
+
+
+class SignInRequired(PimbotError):
+    """Acting as the person needs a (fresh or stronger) sign-in; ``claims`` is the claims
+    challenge the new sign-in must satisfy (JSON), if any."""
+
+    def __init__(self, user_message: str, claims: str | None = None) -> None:
+        super().__init__(user_message)
+        self.claims = claims

@@ -7,12 +7,12 @@ the tests have fakes for each.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import TracebackType
-from typing import Literal, Protocol, Self
+from typing import Any, Literal, Protocol, Self
 
 from bot.domain.authority import ApproverSet
 from bot.domain.elevation import (
@@ -139,6 +139,22 @@ class PimClient(Protocol):
     def get_request(self, graph_request_id: str) -> ActivationResult: ...
 
 
+@dataclass(frozen=True)
+class AccessPolicy:
+    """A Conditional Access policy, as much as the person it now applies to needs to know."""
+
+    display_name: str
+    state: str  # Graph's: enabled | disabled | enabledForReportingButNotEnforced
+    include_roles: tuple[str, ...]  # role template ids it targets
+
+
+class AccessPolicies(Protocol):
+    def for_role(self, role_definition_id: str) -> list[AccessPolicy] | None:
+        """The policies that target this directory role; None when pimbot may not read them
+        (no Policy.Read.All) or Graph did not answer: then nothing is said."""
+        ...
+
+
 # --- Slack-facing side -----------------------------------------------------------------------
 
 
@@ -245,6 +261,9 @@ class DueWork(StrEnum):
     PENDING_TIMEOUT = "pending_timeout"
     DEACTIVATION = "deactivation"
     BREAK_GLASS_REVIEW = "break_glass_review"
+    # Delegated mode: PIM's own approval followed until it resolves; a sign-in never made.
+    FOLLOW_PIM = "follow_pim"
+    SIGN_IN_TIMEOUT = "sign_in_timeout"
 
 
 class DueAfter(StrEnum):
@@ -254,6 +273,7 @@ class DueAfter(StrEnum):
     STUCK_AFTER = "stuck_after"  # an ``approved`` row older than this lost its activation call
     NUDGE_AFTER = "nudge_after"  # setting
     PENDING_TIMEOUT = "pending_timeout"  # setting
+    SIGN_IN_TTL = "sign_in_ttl"  # setting: how long a sign-in link works
 
 
 # Timestamp columns of the stored request, each readable as ``ElevationRequest.moment(name)``.
@@ -309,6 +329,14 @@ TIMERS: tuple[TimerSpec, ...] = (
         DueWork.NUDGE, _PENDING, "created_at", after=DueAfter.NUDGE_AFTER, unless_set="nudged_at"
     ),
     TimerSpec(DueWork.PENDING_TIMEOUT, _PENDING, "created_at", after=DueAfter.PENDING_TIMEOUT),
+    # PIM decides in Slack, the portal or by email: asked again every sweep until it has.
+    TimerSpec(DueWork.FOLLOW_PIM, frozenset({RequestStatus.AWAITING_PIM}), "updated_at"),
+    TimerSpec(
+        DueWork.SIGN_IN_TIMEOUT,
+        frozenset({RequestStatus.AWAITING_SIGN_IN}),
+        "updated_at",
+        after=DueAfter.SIGN_IN_TTL,
+    ),
     # Owed whatever happened to the elevation since (it may have ended long ago).
     TimerSpec(DueWork.BREAK_GLASS_REVIEW, frozenset(), "review_due_at", unless_set="reviewed_at"),
 )
@@ -407,6 +435,67 @@ class ReplayCache(Protocol):
 
 
 # --- delegated mode: people sign in and act as themselves --------------------------------------
+
+
+@dataclass(frozen=True)
+class SignInStart:
+    auth_uri: str
+    flow: dict[str, Any] = field(repr=False)  # the auth-code flow: holds the PKCE verifier
+
+
+@dataclass(frozen=True)
+class CompletedSignIn:
+    """Who signed in and what the sign-in proved; ``cache`` is their token cache (secret)."""
+
+    entra_id: str
+    tenant_id: str
+    username: str
+    display_name: str | None
+    mfa: bool
+    acrs: tuple[str, ...]
+    expires_at: datetime | None
+    cache: str = field(repr=False)
+
+
+class SignInService(Protocol):
+    """The identity platform's auth-code flow (PKCE) and people's tokens (msal)."""
+
+    redirect_uri: str
+
+    def begin(
+        self, tenant: str, *, claims: str | None = None, login_hint: str | None = None
+    ) -> SignInStart: ...
+
+    def complete(
+        self, tenant: str, flow: Mapping[str, Any], params: Mapping[str, str]
+    ) -> CompletedSignIn:
+        """SignInFailed (words for the person) when the sign-in did not complete."""
+        ...
+
+    def access_token(
+        self, tenant: str, cache_state: str, *, entra_id: str, claims: str | None = None
+    ) -> tuple[str, str | None]:
+        """A Graph token as the person and the cache to store back if it changed;
+        SignInRequired when only a new sign-in will do."""
+        ...
+
+
+class TokenSource(Protocol):
+    """Bearer tokens for Graph as someone (the app, or one signed-in person)."""
+
+    def token(self, claims_challenge: str | None = None) -> str: ...
+
+
+class SignInMessages(Protocol):
+    """What delegated mode tells a person directly (by DM), outside any request's events."""
+
+    def sign_in_link(
+        self, person: Person, url: str, *, why: str, expires_at: datetime | None
+    ) -> None: ...
+
+    def signed_in(
+        self, person: Person, sign_in: StoredSignIn, *, resumed: ElevationRequest | None
+    ) -> None: ...
 
 
 class Sealer(Protocol):

@@ -7,6 +7,7 @@ result and answers with one message per field.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from bot.domain.durations import humanize
-from bot.domain.elevation import RoleRef
+from bot.domain.elevation import ActivationMode, RoleRef
 
 PIM_MAX_ACTIVATION = timedelta(hours=24)
 # PIM's five-minute minimum, the one place pimbot writes it: PIM refuses to end an activation
@@ -168,6 +169,8 @@ class RolePolicy:
     # active time (``self_extension: {up_to: 2h}``); None: every extension needs approval.
     self_extension_up_to: timedelta | None = None
     approver_link: ApproverLink = ApproverLink.ANY
+    # Pins how this role is activated whatever the deployment's ``auto`` would choose.
+    mode: ActivationMode | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,7 @@ class EffectiveRules:
     security_channel: str | None = None  # break-glass alerts, besides the approvals channel
     self_extension_up_to: timedelta | None = None
     approver_link: ApproverLink = ApproverLink.ANY
+    pinned_mode: ActivationMode | None = None  # the policy file's ``mode`` for this role
 
     @property
     def needs_user_proof(self) -> bool:
@@ -258,6 +262,7 @@ def effective_rules(
         security_channel=policy.security_channel or default_security_channel,
         self_extension_up_to=policy.self_extension_up_to,
         approver_link=policy.approver_link,
+        pinned_mode=policy.mode,
     )
 
 
@@ -278,9 +283,8 @@ def extension_needs_approval(
     return rules.self_extension_up_to is None or total > rules.self_extension_up_to
 
 
-class Mode(StrEnum):
-    BROKER = "broker"
-    DELEGATED = "delegated"
+# How a request is activated (defined beside the request, which records it): re-exported here.
+Mode = ActivationMode
 
 
 class DeploymentMode(StrEnum):
@@ -426,3 +430,31 @@ def _identifier_problem(value: str, what: str, allowed: re.Pattern[str]) -> str 
 def _punctuation(allowed: re.Pattern[str]) -> str:
     inner = allowed.pattern.removeprefix("[\\w ").removesuffix("]+")
     return " ".join(inner.replace("\\", ""))
+
+
+def activation_mode(
+    rules: EffectiveRules, *, delegated_available: bool, auto: bool
+) -> ActivationMode:
+    """How a request for this role is activated.
+
+    Without delegated mode, always the broker (``validate_request`` then refuses roles that
+    need the person's own proof). With it: the policy file's pin if any; else in ``auto`` the
+    person for roles that require MFA or an authentication context on activation (only their
+    own sign-in satisfies PIM there) and the broker for the rest; else always the person.
+    """
+    if not delegated_available:
+        return ActivationMode.BROKER
+    if rules.pinned_mode is not None:
+        return rules.pinned_mode
+    if not auto or rules.needs_user_proof:
+        return ActivationMode.DELEGATED
+    return ActivationMode.BROKER
+
+
+# Claims challenges for a new sign-in (JSON, as msal's ``claims_challenge`` takes them): MFA, and
+# the authentication context PIM names in its RoleAssignmentRequestAcrsValidationFailed.
+MFA_CLAIMS = '{"access_token":{"amr":{"values":["mfa"]}}}'
+
+
+def acrs_claims(context: str) -> str:
+    return json.dumps({"access_token": {"acrs": {"essential": True, "value": context}}})

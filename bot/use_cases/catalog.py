@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -9,7 +10,9 @@ from typing import TypeVar
 
 from bot.app.policy_file import PolicyFile
 from bot.domain.elevation import RoleRef, Ticket
+from bot.domain.errors import PimError, PimRejected
 from bot.domain.ports import (
+    AccessPolicy,
     ActivationRequest,
     ActivationResult,
     ActiveAssignment,
@@ -24,6 +27,7 @@ from bot.domain.rules import EffectiveRules, RoleSettings, effective_rules
 # Graph calls without letting a tightened PIM setting go unnoticed for long.
 SETTINGS_TTL = timedelta(minutes=5)
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class CachedRulesSource:
@@ -168,3 +172,53 @@ class _FreshReads(ReadCachingPimClient):
 
     def forget(self, principal_id: str) -> None:
         self._cached.forget(principal_id)
+
+
+# Conditional Access policies change rarely; reading them once per activation would cost a
+# Graph call each time for the same answer.
+ACCESS_POLICIES_TTL = timedelta(minutes=15)
+
+
+class CachedAccessPolicies:
+    """``AccessPolicies`` from one listing of the tenant's policies, kept ``ttl``. Without
+    permission (Policy.Read.All) it answers None and stops asking: ``pimbot doctor`` says so."""
+
+    def __init__(
+        self,
+        load: Callable[[], list[AccessPolicy]],
+        *,
+        clock: Clock,
+        ttl: timedelta = ACCESS_POLICIES_TTL,
+    ) -> None:
+        self._load, self._clock, self._ttl = load, clock, ttl
+        self._lock = threading.Lock()
+        self._cached: tuple[datetime, list[AccessPolicy]] | None = None
+        self._forbidden = False
+
+    def for_role(self, role_definition_id: str) -> list[AccessPolicy] | None:
+        policies = self._policies()
+        if policies is None:
+            return None
+        wanted = role_definition_id.lower()
+        return [p for p in policies if wanted in p.include_roles]
+
+    def _policies(self) -> list[AccessPolicy] | None:
+        now = self._clock.now()
+        with self._lock:
+            if self._forbidden:
+                return None
+            if self._cached is not None and now - self._cached[0] < self._ttl:
+                return self._cached[1]
+        try:
+            policies = self._load()
+        except PimRejected as exc:
+            if exc.status == 403:
+                log.info("no permission to read Conditional Access policies (Policy.Read.All)")
+                with self._lock:
+                    self._forbidden = True
+            return None
+        except PimError:
+            return None  # an activation's DM must not wait for, or fail on, this extra
+        with self._lock:
+            self._cached = (now, policies)
+        return policies

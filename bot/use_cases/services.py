@@ -28,6 +28,7 @@ from bot.domain.errors import (
     ActiveDurationTooShort,
     AssignmentExists,
     AssignmentNotFound,
+    AuthenticationContextRequired,
     ConcurrentUpdate,
     IdentityError,
     InvalidTransition,
@@ -36,7 +37,9 @@ from bot.domain.errors import (
     PimbotError,
     PimError,
     PimUnavailable,
+    PolicyValidationFailed,
     RequestNotFound,
+    SignInRequired,
     ValidationFailed,
 )
 from bot.domain.ports import (
@@ -49,11 +52,13 @@ from bot.domain.ports import (
     Notifier,
     PimClient,
     RulesSource,
+    StoredSignIn,
     UnitOfWork,
 )
 from bot.domain.rules import (
     DURATION,
     JUSTIFICATION_WHO_ROOM,
+    MFA_CLAIMS,
     MIN_DURATION,
     PIM_JUSTIFICATION_LIMIT,
     ROLE,
@@ -61,10 +66,19 @@ from bot.domain.rules import (
     EffectiveRules,
     Mode,
     RequestForm,
+    acrs_claims,
+    activation_mode,
     extension_needs_approval,
     justification_suffix,
     note_problem,
     validate_request,
+)
+from bot.use_cases.signing_in import (
+    STEP_UP,
+    Delegation,
+    PersonToken,
+    make_sign_in_link,
+    stored_sign_in,
 )
 
 log = logging.getLogger(__name__)
@@ -72,6 +86,12 @@ log = logging.getLogger(__name__)
 # A scheduled start this close to now is treated as "now" (PIM's clock and ours differ a little).
 _START_SLACK = timedelta(minutes=1)
 _SAVE_ATTEMPTS = 5
+# PIM's selfExtend is for assignments near their end (and needs an admin's approval), not for
+# activations: an activation made as the person cannot run longer, only be made again.
+NO_SELF_EXTENSION = (
+    "PIM does not let an activation you made yourself run longer. When {role} ends, ask for "
+    "it again with `/pim request` (pimbot reminds you before it ends)."
+)
 
 
 @dataclass(frozen=True)
@@ -84,7 +104,8 @@ class Ports:
     clock: Clock
     approvers: ApproverResolver
     rules: RulesSource
-    mode: Mode = Mode.BROKER
+    # Delegated mode (people's own sign-in), when configured.
+    delegation: Delegation | None = None
     # How often approvers are reminded of a break-glass activation nobody acknowledged yet.
     review_nudge_every: timedelta = timedelta(hours=1)
     # An approved request not activated within this (of its approval or requested start) fails.
@@ -102,6 +123,17 @@ class CheckedRequest:
     requester: Person
     role: RoleRef
     rules: EffectiveRules
+    mode: Mode = Mode.BROKER
+
+
+def mode_for(rules: EffectiveRules, ports: Ports) -> Mode:
+    """How a request for this role will be activated in this deployment."""
+    delegation = ports.delegation
+    return activation_mode(
+        rules,
+        delegated_available=delegation is not None,
+        auto=delegation.auto if delegation is not None else True,
+    )
 
 
 def check_request(form: RequestForm, requester: Person, *, ports: Ports) -> CheckedRequest:
@@ -118,12 +150,13 @@ def check_request(form: RequestForm, requester: Person, *, ports: Ports) -> Chec
     if rules.approval_required:
         # Break glass too: someone must be able to review it afterwards.
         _require_approvers(rules, ports)
+    mode = mode_for(rules, ports)
     errors = validate_request(
-        form, rules, now=ports.clock.now(), mode=ports.mode, requester_slack_id=requester.slack_user
+        form, rules, now=ports.clock.now(), mode=mode, requester_slack_id=requester.slack_user
     )
     if errors:
         raise ValidationFailed(errors)
-    return CheckedRequest(form, requester, role, rules)
+    return CheckedRequest(form, requester, role, rules, mode)
 
 
 def submit_request(form: RequestForm, requester: Person, *, ports: Ports) -> ElevationRequest:
@@ -160,6 +193,7 @@ def store_request(checked: CheckedRequest, *, ports: Ports) -> ElevationRequest:
             quorum=rules.quorum,
             approver_specs=tuple(spec.as_text() for spec in rules.approvers),
             break_glass=form.break_glass,
+            mode=checked.mode,
         )
         if form.break_glass:
             request.auto_approve(
@@ -341,17 +375,10 @@ def activate_request(request_id: str, *, ports: Ports) -> ElevationRequest:
     if refusal is not None:
         return _fail(request_id, refusal, ports)
     rules = ports.rules.rules_for(request.role)
+    if request.mode is Mode.DELEGATED:
+        return _activate_as_requester(request, rules, ports)
     try:
-        result = ports.pim.activate(
-            ActivationRequest(
-                principal_id=request.requester.entra_id,
-                role=request.role,
-                duration=request.duration,
-                justification=_justification(request, ports),
-                ticket=request.ticket,
-                start=request.requested_start,
-            )
-        )
+        result = ports.pim.activate(_activation(request, request.requester.entra_id, ports))
     except PimUnavailable as exc:
         # Ambiguous: the assignment may or may not exist. Leave ``approved`` for the sweeper,
         # which asks Graph before doing anything (never a second blind activation).
@@ -367,6 +394,151 @@ def activate_request(request_id: str, *, ports: Ports) -> ElevationRequest:
     except PimError as exc:
         return _fail(request_id, exc.user_message, ports)
     return record_activation(request_id, result, rules, ports=ports)
+
+
+def _activate_as_requester(
+    request: ElevationRequest, rules: EffectiveRules, ports: Ports
+) -> ElevationRequest:
+    """Delegated mode: ``selfActivate`` with the requester's own sign-in, so PIM applies its
+    MFA, authentication context and approval to them and records them as the actor. A
+    sign-in that cannot satisfy the role is never tried: the requester gets a sign-in link
+    asking for what is missing, and activation resumes by itself once they complete it."""
+    delegation = ports.delegation
+    if delegation is None:
+        return _fail(
+            request.id,
+            f"{request.role.display_name} must be activated as you, but delegated mode is no "
+            "longer configured. Ask again with `/pim request`.",
+            ports,
+        )
+    tenant = request.tenant or delegation.home_tenant
+    stored = stored_sign_in(ports.uow, request.requester, tenant)
+    shortfall = _sign_in_shortfall(stored, rules, ports)
+    if shortfall is not None:
+        why, claims = shortfall
+        return ask_requester_to_sign_in(request.id, why=why, claims=claims, ports=ports)
+    assert stored is not None
+    as_requester = delegation.pim_as(
+        PersonToken(delegation, ports.uow, ports.clock, request.requester, tenant)
+    )
+    try:
+        result = as_requester.activate(_activation(request, stored.entra_id, ports))
+    except SignInRequired as exc:
+        return ask_requester_to_sign_in(
+            request.id, why=exc.user_message, claims=exc.claims, ports=ports
+        )
+    except AuthenticationContextRequired as exc:
+        context = rules.authentication_context or "the required"
+        return ask_requester_to_sign_in(
+            request.id,
+            why=f"PIM asks for the {context} authentication context (Conditional Access).",
+            claims=exc.claims or acrs_claims(context),
+            ports=ports,
+        )
+    except PolicyValidationFailed as exc:
+        if "MfaRule" not in exc.failed_rules:
+            return _fail(request.id, exc.user_message, ports)
+        return ask_requester_to_sign_in(
+            request.id,
+            why="PIM asks for multi-factor authentication.",
+            claims=MFA_CLAIMS,
+            ports=ports,
+        )
+    except PimUnavailable as exc:
+        log.warning("activation deferred: %s", exc.user_message, extra={"request_id": request.id})
+        return request
+    except AssignmentExists as exc:
+        return _fail(
+            request.id,
+            f"{request.role.display_name} is already active for you in PIM (activated outside "
+            f"pimbot?). {exc.user_message}",
+            ports,
+        )
+    except PimError as exc:
+        return _fail(request.id, exc.user_message, ports)
+    if result.status.lower().startswith("pending"):
+        now = ports.clock.now()
+        return change_request(
+            request.id,
+            lambda req: req.await_pim(graph_request_id=result.graph_request_id, at=now),
+            ports,
+        )
+    return record_activation(request.id, result, rules, ports=ports)
+
+
+def _sign_in_shortfall(
+    stored: StoredSignIn | None, rules: EffectiveRules, ports: Ports
+) -> tuple[str, str | None] | None:
+    """Why the stored sign-in cannot activate this role, and the claims a new one needs."""
+    role = rules.role.display_name
+    context = rules.authentication_context
+    wanted = acrs_claims(context) if context else MFA_CLAIMS if rules.mfa_required else None
+    if stored is None:
+        return f"To activate {role} as you, pimbot needs you to sign in.", wanted
+    if context and context not in stored.acrs:
+        return (
+            f"{role} requires the {context} authentication context (Conditional Access); "
+            "your last sign-in did not include it.",
+            acrs_claims(context),
+        )
+    if rules.mfa_required and not stored.mfa:
+        return (
+            f"{role} requires multi-factor authentication; your last sign-in did not use it.",
+            MFA_CLAIMS,
+        )
+    if stored.usable_until is not None and stored.usable_until <= ports.clock.now():
+        return "Your pimbot sign-in has expired.", wanted
+    return None
+
+
+def ask_requester_to_sign_in(
+    request_id: str, *, why: str, claims: str | None, ports: Ports
+) -> ElevationRequest:
+    """Hold the approved request for a sign-in: DM the requester a fresh single-use link
+    (carrying ``claims``); completing it resumes the activation (``resume_after_sign_in``)."""
+    delegation = ports.delegation
+    assert delegation is not None
+    request = load_request(request_id, ports)
+    assert request.requester.entra_id is not None
+    tenant = request.tenant or delegation.home_tenant
+    url = make_sign_in_link(
+        delegation,
+        ports.uow,
+        ports.clock,
+        request.requester,
+        tenant=tenant,
+        purpose=STEP_UP,
+        expect={"entra_id": request.requester.entra_id},
+        request_id=request_id,
+        claims=claims,
+    )
+    now = ports.clock.now()
+    held = change_request(request_id, lambda req: req.ask_sign_in(why=why, at=now), ports)
+    delegation.messages.sign_in_link(
+        held.requester, url, why=why, expires_at=ports.clock.now() + delegation.link_ttl
+    )
+    return held
+
+
+def resume_after_sign_in(request_id: str, person: Person, *, ports: Ports) -> ElevationRequest:
+    """The requester completed the sign-in a held request asked for: activate it now."""
+    request = load_request(request_id, ports)
+    if request.status is not RequestStatus.AWAITING_SIGN_IN:
+        return request  # cancelled, failed or resumed meanwhile
+    now = ports.clock.now()
+    change_request(request_id, lambda req: req.resume(person, at=now), ports)
+    return activate_request(request_id, ports=ports)
+
+
+def _activation(request: ElevationRequest, principal_id: str, ports: Ports) -> ActivationRequest:
+    return ActivationRequest(
+        principal_id=principal_id,
+        role=request.role,
+        duration=request.duration,
+        justification=_justification(request, ports),
+        ticket=request.ticket,
+        start=request.requested_start,
+    )
 
 
 def _requester_refusal(request: ElevationRequest, ports: Ports) -> str | None:
@@ -439,7 +611,7 @@ def deactivate_request(
         return _schedule_deactivation(request_id, actor, earliest, ports)
     detail = reason or "ended early by the requester"
     try:
-        ports.pim.deactivate(request.requester.entra_id, request.role)
+        _end_in_pim(request, ports)
     except AssignmentNotFound:
         detail = "PIM no longer had the assignment"
     except ActiveDurationTooShort:
@@ -452,6 +624,26 @@ def deactivate_request(
         ports,
     )
     return request
+
+
+def _end_in_pim(request: ElevationRequest, ports: Ports) -> None:
+    """End the role in PIM the way it was activated: ``selfDeactivate`` as the requester in
+    delegated mode. Ending access early must not wait for a sign-in: without a usable one,
+    the app ends it (``adminRemove``) where it holds the permission."""
+    assert request.requester.entra_id is not None
+    delegation = ports.delegation
+    if request.mode is Mode.DELEGATED and delegation is not None:
+        tenant = request.tenant or delegation.home_tenant
+        token = PersonToken(delegation, ports.uow, ports.clock, request.requester, tenant)
+        try:
+            delegation.pim_as(token).deactivate(request.requester.entra_id, request.role)
+            return
+        except SignInRequired:
+            log.info(
+                "no usable sign-in to deactivate as the requester; ending it as the app",
+                extra={"request_id": request.id},
+            )
+    ports.pim.deactivate(request.requester.entra_id, request.role)
 
 
 def _schedule_deactivation(
@@ -486,6 +678,8 @@ def extend_request(
     request = load_request(request_id, ports)
     check_is_requester(request, actor)
     next_status(request.status, LifecycleAction.EXTEND)
+    if not request.extendable:
+        raise InvalidTransition(NO_SELF_EXTENSION.format(role=request.role.display_name))
     rules = ports.rules.rules_for(request.role)
     now = ports.clock.now()
     _check_extension_bounds(request, extra, rules, now)

@@ -147,3 +147,48 @@ def _assignment(request: ElevationRequest, ports: Ports) -> ActiveAssignment | N
         if assignment.role.role_definition_id == request.role.role_definition_id:
             return assignment
     return None
+
+
+def follow_pim_approval(request_id: str, *, ports: Ports) -> ElevationRequest:
+    """Delegated mode: PIM runs its own approval of the activation. Ask PIM where it stands
+    and follow it: granted → active (reminder scheduled as usual); denied, cancelled, timed
+    out or failed → closed with PIM's word; still pending → ask again next sweep. Decided in
+    Slack, in the Azure portal or by email: PIM's answer is the same."""
+    request = load_request(request_id, ports)
+    if request.status is not RequestStatus.AWAITING_PIM or request.graph_request_id is None:
+        return request
+    try:
+        result = ports.pim.get_request(request.graph_request_id)
+    except PimUnavailable as exc:
+        log.info("PIM's approval not read: %s", exc.user_message, extra={"request_id": request_id})
+        return request
+    status = result.status.lower()
+    if result.is_granted:
+        return record_activation(
+            request_id, result, ports.rules.rules_for(request.role), ports=ports
+        )
+    if status.startswith("pending"):
+        return request
+    now = ports.clock.now()
+    return change_request(
+        request_id, lambda req: req.close_in_pim(outcome=result.status, at=now), ports
+    )
+
+
+def time_out_sign_in(request_id: str, *, ports: Ports) -> ElevationRequest:
+    """The sign-in a held request asked for never came: it fails, saying so."""
+    request = load_request(request_id, ports)
+    if request.status is not RequestStatus.AWAITING_SIGN_IN:
+        return request
+    now = ports.clock.now()
+    return change_request(
+        request_id,
+        lambda req: req.mark_failed(
+            reason=(
+                f"the sign-in needed to activate {req.role.display_name} as you was not "
+                "completed in time. Ask again with `/pim request`."
+            ),
+            at=now,
+        ),
+        ports,
+    )

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from slack_sdk.models.blocks import ActionsBlock, Block, SectionBlock
 
 from bot.domain.durations import humanize
 from bot.domain.elevation import Decision, ElevationRequest, RequestStatus
-from bot.domain.ports import Event
+from bot.domain.ports import AccessPolicy, Event
 from handlers import text
 from handlers.blocks.cards import MessageContent, decision_buttons
 from handlers.blocks.elements import button, confirm_dialog, context, md, mention
@@ -19,9 +19,14 @@ from handlers.ids import ActionId, BlockId
 
 
 def requester_message(
-    request: ElevationRequest, event: Event, tz_name: str | None = "UTC"
+    request: ElevationRequest,
+    event: Event,
+    tz_name: str | None = "UTC",
+    *,
+    access_policies: Sequence[AccessPolicy] = (),
 ) -> MessageContent:
-    """The DM for ``event``; buttons follow the request's status, not the event."""
+    """The DM for ``event``; buttons follow the request's status, not the event.
+    ``access_policies``: the Conditional Access policies that now apply (on ACTIVE)."""
     role = f"*{text.mrkdwn(request.role.display_name, 500)}*"
     headline = _HEADLINES.get(event, _status_headline)(request, role, tz_name)
     blocks: list[Block] = [SectionBlock(text=md(text.truncate(headline, text.SECTION_TEXT)))]
@@ -29,6 +34,8 @@ def requester_message(
         blocks.append(SectionBlock(text=md("*Reason*\n" + text.quote(request.deny_reason, 2900))))
     if event is Event.SUBMITTED:
         blocks.append(context(f"Your reason: {text.mrkdwn(request.reason, 1500)}"))
+    if access_policies:
+        blocks.append(SectionBlock(text=md(_access_policies(access_policies))))
     if request.break_glass and event in (Event.ACTIVE, Event.SCHEDULED, Event.FAILED):
         blocks.append(
             context(
@@ -46,6 +53,26 @@ def requester_message(
         fallback += f" Reason: {text.escape(request.deny_reason)}"
     fallback = text.truncate(fallback, text.FALLBACK_TEXT)
     return MessageContent(fallback, blocks)
+
+
+_POLICY_STATES = {
+    "enabled": "on",
+    "enabledforreportingbutnotenforced": "report-only",
+    "disabled": "off",
+}
+
+
+def _access_policies(policies: Sequence[AccessPolicy]) -> str:
+    """The seed's second half: what Conditional Access now applies to the person."""
+    lines = [
+        f"• {text.mrkdwn(p.display_name, 200)} ({_POLICY_STATES.get(p.state.lower(), p.state)})"
+        for p in policies[:15]
+    ]
+    more = f"\n…and {len(policies) - 15} more" if len(policies) > 15 else ""
+    return text.truncate(
+        "*Conditional Access policies that target this role*\n" + "\n".join(lines) + more,
+        text.SECTION_TEXT,
+    )
 
 
 def _until(request: ElevationRequest, tz_name: str | None) -> str:
@@ -117,9 +144,29 @@ def _end_moved(r: ElevationRequest, role: str, tz: str | None) -> str:
 
 
 def _reminder(r: ElevationRequest, role: str, tz: str | None) -> str:
+    if not r.extendable:
+        return (
+            f":alarm_clock: {role} ends at *{_until(r, tz)}*. PIM cannot extend an activation "
+            "made as you: if you still need it afterwards, ask again with `/pim request`; "
+            "deactivate it now if you are done."
+        )
     return (
         f":alarm_clock: {role} ends at *{_until(r, tz)}*. Extend it if you still need it, "
         "or deactivate it now if you are done."
+    )
+
+
+def _sign_in_needed(r: ElevationRequest, role: str, tz: str | None) -> str:
+    return (
+        f":key: {role} is approved. To activate it as you, pimbot needs you to sign in: "
+        "the sign-in link follows."
+    )
+
+
+def _awaiting_pim(r: ElevationRequest, role: str, tz: str | None) -> str:
+    return (
+        f":hourglass: PIM runs its own approval for {role}: waiting for approval in PIM. "
+        "I will tell you here when it is decided (in Slack, the Azure portal or by email)."
     )
 
 
@@ -213,6 +260,8 @@ _HEADLINES: dict[Event, Callable[[ElevationRequest, str, str | None], str]] = {
     Event.DENIED: _denied,
     Event.CANCELLED: _cancelled,
     Event.SCHEDULED: _scheduled,
+    Event.SIGN_IN_NEEDED: _sign_in_needed,
+    Event.AWAITING_PIM: _awaiting_pim,
     Event.ACTIVE: _active,
     Event.FAILED: _failed,
     Event.EXTENDED: _extended,
@@ -234,7 +283,12 @@ def _buttons(request: ElevationRequest) -> ActionsBlock | None:
         return ActionsBlock(
             block_id=BlockId.REQUESTER_ACTIONS.value,
             elements=[
-                button("Extend", ActionId.EXTEND, request.id, style="primary"),
+                # PIM extends no activation made as the person (delegated mode): no button.
+                *(
+                    [button("Extend", ActionId.EXTEND, request.id, style="primary")]
+                    if request.extendable
+                    else []
+                ),
                 button(
                     "Deactivate now",
                     ActionId.DEACTIVATE,
@@ -246,7 +300,11 @@ def _buttons(request: ElevationRequest) -> ActionsBlock | None:
                 ),
             ],
         )
-    if request.status in (RequestStatus.PENDING_APPROVAL, RequestStatus.SCHEDULED):
+    if request.status in (
+        RequestStatus.PENDING_APPROVAL,
+        RequestStatus.SCHEDULED,
+        RequestStatus.AWAITING_SIGN_IN,
+    ):
         return ActionsBlock(
             block_id=BlockId.REQUESTER_ACTIONS.value,
             elements=[button("Cancel request", ActionId.CANCEL, request.id)],

@@ -17,8 +17,8 @@ SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("extend [role]", "keep an active role longer (may need approval again)"),
     ("deactivate [role]", "give an active role back before it expires"),
     ("whoami", "your Slack account, the Entra account it maps to, and how"),
-    ("connect", "link your Entra account by signing in"),
-    ("disconnect", "forget that link and any tokens stored for you"),
+    ("connect [tenant]", "sign in, so roles that need your own MFA activate as you"),
+    ("disconnect", "delete your stored sign-in (tokens) and sign-in links"),
     ("help", "this list"),
 )
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from slack_sdk.models.blocks import Block, SectionBlock
 
 from bot.domain.durations import humanize
-from bot.domain.elevation import ElevationRequest, Person
+from bot.domain.elevation import ElevationRequest
 from bot.domain.ports import ActiveAssignment, EligibleRole
 from handlers import text
 from handlers.blocks.cards import MessageContent
@@ -55,23 +55,6 @@ def pending_message(requests: Sequence[ElevationRequest], tz_name: str | None) -
         "\n".join(lines) or "Nothing waits for you.",
         "Decide on the request cards or in the pimbot App Home tab.",
     )
-
-
-def whoami_message(
-    person: Person, *, link_source: str | None, tenant_id: str | None, mode: str
-) -> MessageContent:
-    how = {
-        "operator": "linked by an operator",
-        "email": "matched by your Slack email",
-        "signin": "linked by your sign-in",
-    }.get(link_source or "", "not linked yet")
-    body = (
-        f"*Slack*: {person.mention} (team `{text.escape(person.slack_team)}`)\n"
-        f"*Entra user*: `{text.escape(person.entra_id or 'unknown')}` ({how})\n"
-        f"*Tenant*: `{text.escape(tenant_id or 'not configured')}`\n"
-        f"*Mode*: {text.escape(mode)}"
-    )
-    return _content("Who pimbot thinks you are", body, "`/pim connect` links by signing in.")
 
 
 def notice_message(message: str) -> MessageContent:

@@ -20,6 +20,9 @@ STATUS_LABELS: dict[RequestStatus, StatusLabel] = {
     RequestStatus.APPROVED: StatusLabel(":white_check_mark:", "Approved, activating"),
     RequestStatus.SCHEDULED: StatusLabel(":calendar:", "Approved, scheduled"),
     RequestStatus.AWAITING_PIM: StatusLabel(":hourglass:", "Waiting for PIM's own approval"),
+    RequestStatus.AWAITING_SIGN_IN: StatusLabel(
+        ":key:", "Approved, waiting for the requester to sign in"
+    ),
     RequestStatus.ACTIVE: StatusLabel(":large_green_circle:", "Active"),
     RequestStatus.EXPIRED: StatusLabel(":clock3:", "Expired"),
     RequestStatus.DEACTIVATED: StatusLabel(":white_circle:", "Deactivated"),

@@ -3,6 +3,7 @@ the fake Slack Web API answering its calls, the Graph emulator over HTTPS, real 
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
 from bot.app.runtime import SlackRuntime, build_slack_runtime
 from bot.app.settings import Settings
@@ -34,6 +36,7 @@ class Stack:
     runtime: SlackRuntime
     sender: SlackSender
     events_url: str
+    public_url: str = ""
 
     def wait(self, condition: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
         """Listeners run on threads after the ack: poll until ``condition`` holds."""
@@ -76,13 +79,26 @@ class Stack:
         return self.sender.submit_view(view, {"role": role_id, **values}, user=user)
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @pytest.fixture
 def make_stack(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Stack]]:
     opened: list[
         tuple[FakeSlack, GraphEmulator, SlackRuntime, BackgroundHttpServer, SlackSender]
     ] = []
 
-    def build(policy: str | None = None, tenant: Tenant | None = None, **env: str) -> Stack:
+    def build(
+        policy: str | None = None,
+        tenant: Tenant | None = None,
+        *,
+        delegated: bool = False,
+        **env: str,
+    ) -> Stack:
+        """``delegated``: people sign in (PIMBOT_TOKEN_KEY, PIMBOT_PUBLIC_URL = this server)."""
         slack = FakeSlack().start()
         emu = GraphEmulator(tenant=tenant or default_tenant(), ca_path=tmp_path / "ca.pem").start()
         values = {
@@ -92,19 +108,25 @@ def make_stack(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Stac
             "PIMBOT_SLACK_API_URL": slack.api_url,
             "PIMBOT_DATABASE_URL": database_url,
             "PIMBOT_APPROVALS_CHANNEL": APPROVALS,
-            **env,
         }
+        port = 0
+        if delegated:
+            # The sign-in redirect names pimbot's own address: fix the port before building.
+            port = free_port()
+            values["PIMBOT_TOKEN_KEY"] = Fernet.generate_key().decode()
+            values["PIMBOT_PUBLIC_URL"] = f"http://localhost:{port}"
+        values.update(env)
         if policy is not None:
             path = tmp_path / "policy.yaml"
             path.write_text(policy)
             values["PIMBOT_POLICY_FILE"] = str(path)
         # pimbot and the emulator share a clock so tests can skip ahead in time.
         runtime = build_slack_runtime(Settings.from_env(values), clock=emu.clock)
-        server = BackgroundHttpServer(runtime.http_app()).start()
+        server = BackgroundHttpServer(runtime.http_app(), port=port).start()
         url = f"{server.url}/slack/events"
         sender = SlackSender(url, slack.signing_secret, slack)
         opened.append((slack, emu, runtime, server, sender))
-        return Stack(slack, emu, runtime, sender, url)
+        return Stack(slack, emu, runtime, sender, url, values.get("PIMBOT_PUBLIC_URL", server.url))
 
     yield build
     for slack, emu, runtime, server, sender in opened:

@@ -322,7 +322,8 @@ def test_roles_status_pending_whoami_and_connect(stack: Stack) -> None:
     assert "Privileged Role Administrator" in reply(GRACE, "pending")
     assert "Nothing waits" in reply(ADA, "pending")
     assert ADA_ENTRA in reply(ADA, "whoami")
-    assert "not available yet" in reply(ADA, "connect")
+    # Broker-only deployment: signing in is explained, not attempted.
+    assert "runs in broker mode" in reply(ADA, "connect")
 
 
 def test_deactivate_command_ends_the_active_role(stack: Stack) -> None:

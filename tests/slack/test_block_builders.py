@@ -94,6 +94,8 @@ def in_status(status: RequestStatus) -> ElevationRequest:
             request.schedule(starts_at=later, ends_at=later, graph_request_id=None, at=NOW)
         elif status is RequestStatus.AWAITING_PIM:
             request.await_pim(graph_request_id="g", at=NOW)
+        elif status is RequestStatus.AWAITING_SIGN_IN:
+            request.ask_sign_in(why="the role requires MFA", at=NOW)
         elif status is RequestStatus.FAILED:
             request.mark_failed(reason="PIM said the role needs MFA", at=NOW)
         elif status is not RequestStatus.APPROVED:

@@ -10,7 +10,7 @@ import pytest
 from bot.adapters.sealing import generate_token_key
 from bot.app.settings import ENV_NAMES, Settings
 from bot.domain.errors import ConfigurationError
-from bot.domain.rules import DeploymentMode, Mode
+from bot.domain.rules import DeploymentMode
 
 KEY = generate_token_key()
 PUBLIC = "https://pimbot.contoso.com"
@@ -49,13 +49,6 @@ def test_every_mode_is_accepted_by_name(mode: DeploymentMode) -> None:
 def test_an_explicit_broker_mode_wins_over_a_token_key() -> None:
     settings = Settings.from_env({"PIMBOT_MODE": "broker", "PIMBOT_TOKEN_KEY": KEY})
     assert settings.deployment_mode is DeploymentMode.BROKER  # and no public URL is needed
-
-
-def test_request_validation_stays_broker_until_activation_as_the_person_is_wired() -> None:
-    # Settings.mode feeds validate_request: DELEGATED there would let an MFA role through to
-    # the app's token, so it stays BROKER whatever PIMBOT_MODE says (see Settings.mode).
-    env = {"PIMBOT_MODE": "delegated", "PIMBOT_TOKEN_KEY": KEY, "PIMBOT_PUBLIC_URL": PUBLIC}
-    assert Settings.from_env(env).mode is Mode.BROKER
 
 
 def test_an_unknown_mode_lists_the_three() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import get_args
 
 import pytest
@@ -81,7 +82,7 @@ def test_the_claim_query_is_built_from_the_spec(spec: TimerSpec) -> None:
 
 def test_the_sweeper_serves_the_table_in_order_with_its_waits() -> None:
     sweeper = Sweeper(
-        ports=None,  # type: ignore[arg-type]
+        ports=SimpleNamespace(delegation=None),  # type: ignore[arg-type]
         pending_timeout=timedelta(hours=24),
         nudge_after=timedelta(hours=1),
     )
@@ -90,6 +91,7 @@ def test_the_sweeper_serves_the_table_in_order_with_its_waits() -> None:
         DueAfter.STUCK_AFTER: STUCK_AFTER,
         DueAfter.NUDGE_AFTER: timedelta(hours=1),
         DueAfter.PENDING_TIMEOUT: timedelta(hours=24),
+        DueAfter.SIGN_IN_TTL: timedelta(minutes=10),  # a sign-in link's life, by default
     }
     for spec in TIMERS:
         assert sweeper._age(spec.kind) == waits[spec.after]
@@ -103,6 +105,8 @@ def test_the_sweeper_serves_the_table_in_order_with_its_waits() -> None:
         DueWork.REMINDER,
         DueWork.NUDGE,
         DueWork.PENDING_TIMEOUT,
+        DueWork.FOLLOW_PIM,
+        DueWork.SIGN_IN_TIMEOUT,
         DueWork.BREAK_GLASS_REVIEW,
     ]
 

@@ -63,6 +63,7 @@ _PATHS: dict[RequestStatus, list[Step]] = {
         ),
     ],
     S.AWAITING_PIM: [_approved, lambda r: r.await_pim(graph_request_id="g", at=T0)],
+    S.AWAITING_SIGN_IN: [_approved, lambda r: r.ask_sign_in(why="MFA", at=T0)],
     S.ACTIVE: [_approved, _active],
     S.EXPIRED: [_approved, _active, lambda r: r.expire(at=T0)],
     S.DEACTIVATED: [_approved, _active, lambda r: r.deactivate(ADA, at=T0)],
@@ -89,7 +90,11 @@ BY_ACTION: dict[Action, dict[str, tuple[Step, list[Event]]]] = {
         # Only inside a submission, whose SUBMITTED event shows it approved.
         "auto_approve": (lambda r: r.auto_approve(actor="pimbot", at=AT, why="none needed"), []),
     },
-    A.DENY: {"deny": (lambda r: r.deny(GRACE, reason="not now", at=AT), [E.DENIED])},
+    A.DENY: {
+        "deny": (lambda r: r.deny(GRACE, reason="not now", at=AT), [E.DENIED]),
+        # PIM's own approver said no (in Slack, the portal or by email): the sweep follows.
+        "close_in_pim": (lambda r: r.close_in_pim(outcome="Denied", at=AT), [E.DENIED]),
+    },
     A.CANCEL: {"cancel": (lambda r: r.cancel(ADA, at=AT), [E.CANCELLED])},
     A.TIME_OUT: {"time_out": (lambda r: r.time_out(at=AT), [E.TIMED_OUT])},
     A.ACTIVATE: {
@@ -106,9 +111,16 @@ BY_ACTION: dict[Action, dict[str, tuple[Step, list[Event]]]] = {
             [E.SCHEDULED],
         )
     },
-    # Delegated mode is not wired yet: no use case announces a hand-over to PIM.
-    A.AWAIT_PIM: {"await_pim": (lambda r: r.await_pim(graph_request_id="g", at=AT), [])},
-    A.FAIL: {"mark_failed": (lambda r: r.mark_failed(reason="PIM said no", at=AT), [E.FAILED])},
+    A.AWAIT_PIM: {
+        "await_pim": (lambda r: r.await_pim(graph_request_id="g", at=AT), [E.AWAITING_PIM])
+    },
+    A.ASK_SIGN_IN: {"ask_sign_in": (lambda r: r.ask_sign_in(why="MFA", at=AT), [E.SIGN_IN_NEEDED])},
+    # The activation that follows says what happened: resuming itself is silent.
+    A.RESUME: {"resume": (lambda r: r.resume(ADA, at=AT), [])},
+    A.FAIL: {
+        "mark_failed": (lambda r: r.mark_failed(reason="PIM said no", at=AT), [E.FAILED]),
+        "close_in_pim": (lambda r: r.close_in_pim(outcome="TimedOut", at=AT), [E.FAILED]),
+    },
     A.EXTEND: {
         "extend": (lambda r: r.extend(ADA, new_end=_END, at=AT), [E.EXTENDED]),
         # The sweep follows an end PIM moved outside pimbot: the card and the requester hear it.
@@ -117,9 +129,15 @@ BY_ACTION: dict[Action, dict[str, tuple[Step, list[Event]]]] = {
     A.DEACTIVATE: {"deactivate": (lambda r: r.deactivate(ADA, at=AT), [E.DEACTIVATED])},
     A.EXPIRE: {"expire": (lambda r: r.expire(at=AT), [E.EXPIRED])},
 }
-# In the table for delegated mode (PIM's own approver denies), but no method leads there yet:
-# ``deny`` is an approver's decision on a pending request and refuses here.
-NOT_REACHABLE_YET = {(S.AWAITING_PIM, A.DENY, "deny")}
+# Transitions in the table that a method of that action does not lead to, by design: ``deny``
+# is an approver's decision on a pending request; ``close_in_pim`` follows PIM's own approval.
+NOT_REACHABLE_YET = {
+    (S.AWAITING_PIM, A.DENY, "deny"),
+    (S.PENDING_APPROVAL, A.DENY, "close_in_pim"),
+    (S.APPROVED, A.FAIL, "close_in_pim"),
+    (S.SCHEDULED, A.FAIL, "close_in_pim"),
+    (S.AWAITING_SIGN_IN, A.FAIL, "close_in_pim"),
+}
 
 WALK = [
     (status, action, name)

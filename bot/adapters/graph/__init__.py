@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import httpx
+
 from bot.adapters.graph.auth import (
     AppTokenProvider,
     BearerAuth,
@@ -14,6 +16,7 @@ from bot.adapters.graph.auth import (
     graph_scope,
 )
 from bot.adapters.graph.client import GraphPimClient
+from bot.adapters.graph.signin import MsalSignIn
 from bot.adapters.graph.transport import GraphObserver, RetryPolicy, build_http_client
 from bot.app.settings import Settings
 from bot.domain.errors import ConfigurationError
@@ -29,6 +32,7 @@ __all__ = [
     "TokenProvider",
     "build_http_client",
     "build_pim_client",
+    "build_sign_in",
     "build_token_provider",
 ]
 
@@ -72,4 +76,19 @@ def _credential(settings: Settings) -> ClientCredential:
     return CertificateCredential(
         path=settings.azure_client_certificate_path,
         password=password.get_secret_value() if password else None,
+    )
+
+
+def build_sign_in(settings: Settings, http: httpx.Client) -> MsalSignIn:
+    """People's sign-ins (delegated mode) for the same app registration, through ``http``."""
+    problems = settings.problems_for_graph()
+    if problems:
+        raise ConfigurationError(problems)
+    assert settings.azure_client_id is not None and settings.public_url is not None
+    return MsalSignIn(
+        client_id=settings.azure_client_id,
+        credential=_credential(settings),
+        authority_host=settings.azure_authority_host,
+        http_client=MsalHttpClient(http),
+        redirect_uri=settings.public_url.rstrip("/") + "/auth/callback",
     )

@@ -1,7 +1,8 @@
 """GraphPimClient: ``bot.domain.ports.PimClient`` over Microsoft Graph (Entra directory roles).
 
 Broker mode: an active, time-bound assignment is created with ``adminAssign`` and ended with
-``adminRemove`` (DESIGN.md, "Two ways to activate"). Only domain values leave this module.
+``adminRemove``; delegated mode (``acting_as``): the person's own ``selfActivate`` and
+``selfDeactivate`` (DESIGN.md, "Two ways to activate"). Only domain values leave this module.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from bot.domain.durations import to_iso8601
 from bot.domain.elevation import RoleRef, Ticket
 from bot.domain.errors import AssignmentExists, AssignmentNotFound, PimRejected, PimUnavailable
 from bot.domain.ports import (
+    AccessPolicy,
     ActivationRequest,
     ActivationResult,
     ActiveAssignment,
@@ -45,6 +47,7 @@ REQUESTS = f"{ROLES}/roleAssignmentScheduleRequests"
 ELIGIBILITY_INSTANCES = f"{ROLES}/roleEligibilityScheduleInstances"
 ASSIGNMENT_INSTANCES = f"{ROLES}/roleAssignmentScheduleInstances"
 POLICY_ASSIGNMENTS = "/policies/roleManagementPolicyAssignments"
+CA_POLICIES = "/identity/conditionalAccess/policies"
 USER_FIELDS = "id,displayName,userPrincipalName,mail,accountEnabled,userType"
 MAX_PAGES = 200
 CREATE_ATTEMPTS = 3
@@ -75,6 +78,27 @@ class GraphPimClient:
             observer=observer,
         )
         self._now = now or (lambda: datetime.now(UTC))
+        self._settings = (http, retry, sleep, now, observer)
+        # Broker mode asks PIM as the app (adminAssign); ``acting_as`` makes a client that
+        # asks as the person (selfActivate).
+        self._activate, self._deactivate = "adminAssign", "adminRemove"
+
+    def acting_as(self, token_provider: TokenProvider) -> GraphPimClient:
+        """The same Graph connection with a person's own token and PIM's *self* actions
+        (delegated mode): activation is ``selfActivate`` and ending it ``selfDeactivate``, so
+        PIM applies its MFA, authentication-context, justification, ticket and approval rules
+        to the person, and records them, not the app, as the one who acted."""
+        http, retry, sleep, now, observer = self._settings
+        person = GraphPimClient(
+            http, token_provider, retry=retry, sleep=sleep, now=now, observer=observer
+        )
+        person._activate, person._deactivate = "selfActivate", "selfDeactivate"
+        return person
+
+    @property
+    def http(self) -> httpx.Client:
+        """The connection pool to Graph (and to Entra ID, for msal)."""
+        return self._transport.http
 
     def close(self) -> None:
         self._transport.http.close()
@@ -199,12 +223,24 @@ class GraphPimClient:
             code="RoleManagementPolicyNotFound",
         )
 
+    # --- conditional access -----------------------------------------------------------------
+
+    def list_access_policies(self) -> list[AccessPolicy]:
+        """Every Conditional Access policy of the tenant (needs Policy.Read.All)."""
+        params = {"$select": "id,displayName,state,conditions"}
+        policies = []
+        for obj in self._pages(CA_POLICIES, params):
+            policy = parsing.access_policy(obj)
+            if policy is not None:
+                policies.append(policy)
+        return policies
+
     # --- schedule requests ------------------------------------------------------------------
 
     def activate(self, request: ActivationRequest) -> ActivationResult:
         start = request.start or self._now()
         body: dict[str, Any] = {
-            **_target("adminAssign", request.principal_id, request.role),
+            **_target(self._activate, request.principal_id, request.role),
             "justification": request.justification,
             "scheduleInfo": {
                 "startDateTime": _iso(start),
@@ -215,7 +251,7 @@ class GraphPimClient:
         return self._create(body, request.role)
 
     def deactivate(self, principal_id: str, role: RoleRef) -> ActivationResult:
-        return self._create(_target("adminRemove", principal_id, role), role)
+        return self._create(_target(self._deactivate, principal_id, role), role)
 
     def extend(
         self,

@@ -13,7 +13,13 @@ from typing import Any
 
 from bot.domain.durations import parse_duration
 from bot.domain.elevation import RoleRef
-from bot.domain.ports import ActivationResult, ActiveAssignment, DirectoryUser, EligibleRole
+from bot.domain.ports import (
+    AccessPolicy,
+    ActivationResult,
+    ActiveAssignment,
+    DirectoryUser,
+    EligibleRole,
+)
 from bot.domain.rules import PimApprover, RoleSettings
 
 logger = logging.getLogger(__name__)
@@ -239,3 +245,18 @@ def _approver(obj: Json) -> PimApprover | None:
         return PimApprover("group", group_id, name) if group_id else None
     logger.info("Ignoring a PIM approver of type %r (not a user or group)", kind)
     return None
+
+
+def access_policy(obj: Json) -> AccessPolicy | None:
+    """A conditionalAccessPolicy; the roles it targets from ``conditions.users.includeRoles``."""
+    name = text(obj, "displayName")
+    if not name:
+        return None
+    conditions = obj.get("conditions")
+    users = conditions.get("users") if isinstance(conditions, Mapping) else None
+    roles = users.get("includeRoles") if isinstance(users, Mapping) else None
+    return AccessPolicy(
+        display_name=name,
+        state=text(obj, "state") or "enabled",
+        include_roles=tuple(str(r).lower() for r in roles) if isinstance(roles, list) else (),
+    )

@@ -147,12 +147,30 @@ def check_microsoft(settings: Settings, policy: PolicyFile | None) -> Iterator[F
         granted = granted_permissions(token)
         for probe in PROBES:
             yield check_permission(graph, probe, granted)
+        yield check_access_policies(graph)
         if policy is not None:
             yield from check_policy_roles(graph, policy)
             yield from check_approver_groups(graph, policy)
             yield from check_approver_links(graph, policy, settings)
     finally:
         http.close()
+
+
+def check_access_policies(graph: GraphTransport) -> Finding:
+    """Optional: with Policy.Read.All the DM of an activated role lists the Conditional Access
+    policies that target it (the seed's second half); without, pimbot says nothing of them."""
+    what = "read Conditional Access policies (listed when a role becomes active)"
+    try:
+        answer = graph.request("GET", "/identity/conditionalAccess/policies?$top=1")
+    except PimError as exc:
+        return not_checked(f"Graph: {what}", exc.user_message)
+    if answer.is_success:
+        return passed(f"Graph: pimbot may {what}")
+    return not_checked(
+        f"Graph: {what}",
+        f"HTTP {answer.status_code}: grant Policy.Read.All (application) to have them shown; "
+        "without it pimbot leaves them out",
+    )
 
 
 def entra_token(provider: TokenProvider, settings: Settings) -> tuple[str | None, Finding]:

@@ -7,10 +7,11 @@ import os
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
+import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.adapters.sealing import FernetSealer
-from bot.app.doctor.report import Finding, failed, passed
+from bot.app.doctor.report import Finding, failed, not_checked, passed
 from bot.app.policy_file import PolicyFile, load_policy_file
 from bot.app.settings import Settings, is_loopback, redact_url
 from bot.domain.errors import ConfigurationError, SealBroken
@@ -38,6 +39,8 @@ def check_delegated_mode(settings: Settings) -> Iterator[Finding]:
         return
     yield _check_token_key(settings)
     yield _check_public_url(settings)
+    if settings.redirect_uri is not None:
+        yield _check_callback_reachable(settings.redirect_uri)
 
 
 def _check_token_key(settings: Settings) -> Finding:
@@ -83,6 +86,25 @@ def _check_public_url(settings: Settings) -> Finding:
     return passed(
         f"public URL {settings.public_url}{where}: register the redirect URI "
         f"{settings.redirect_uri} (platform Web) on the app registration"
+    )
+
+
+def _check_callback_reachable(redirect_uri: str) -> Finding:
+    """The callback answers as pimbot's, from here. A browser elsewhere may still not reach it
+    (a firewall, a proxy that does not forward /auth/callback): that is the operator's to see."""
+    try:
+        answer = httpx.post(redirect_uri, data={"state": ""}, timeout=5, follow_redirects=False)
+    except httpx.HTTPError as exc:
+        return not_checked(
+            f"redirect URI {redirect_uri}",
+            f"not reachable from here ({type(exc).__name__}); is pimbot running? Browsers must "
+            "reach it to finish a sign-in",
+        )
+    if answer.status_code == 400 and "pimbot" in answer.text:
+        return passed(f"redirect URI {redirect_uri}: answers as pimbot's sign-in callback")
+    return failed(
+        f"redirect URI {redirect_uri}: answered HTTP {answer.status_code}, not as pimbot",
+        "point PIMBOT_PUBLIC_URL (and its reverse proxy) at pimbot, forwarding /auth/callback",
     )
 
 

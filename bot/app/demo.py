@@ -8,6 +8,7 @@ happen. Time is the emulator's clock, so "50 minutes later" takes no time at all
 
 from __future__ import annotations
 
+import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from bot.adapters.sealing import generate_token_key
 from bot.app.runtime import SlackRuntime, build_slack_runtime
 from bot.app.settings import Settings
 from handlers.http import BackgroundHttpServer
@@ -49,6 +51,8 @@ class Demo:
 
         self.slack = FakeSlack().start()
         self.emu = GraphEmulator(tenant=default_tenant(), ca_path=workdir / "ca.pem").start()
+        # Delegated mode on (auto): people's sign-in redirect comes back to this very server.
+        port = _free_port()
         env = {
             **self.emu.env(),
             "SLACK_BOT_TOKEN": self.slack.bot_token,
@@ -56,12 +60,14 @@ class Demo:
             "PIMBOT_SLACK_API_URL": self.slack.api_url,
             "PIMBOT_DATA_DIR": str(workdir),
             "PIMBOT_APPROVALS_CHANNEL": APPROVALS,
+            "PIMBOT_TOKEN_KEY": generate_token_key(),
+            "PIMBOT_PUBLIC_URL": f"http://localhost:{port}",
         }
         # pimbot and the emulator share one clock, so skipping ahead moves both.
         self.runtime: SlackRuntime = build_slack_runtime(
             Settings.from_env(env), clock=self.emu.clock
         )
-        self.server = BackgroundHttpServer(self.runtime.http_app(), threads=8).start()
+        self.server = BackgroundHttpServer(self.runtime.http_app(), threads=8, port=port).start()
         events = f"{self.server.url}/slack/events"
         self.sender = SlackSender(events, self.slack.signing_secret, self.slack)
         self._seen_calls = 0
@@ -94,8 +100,10 @@ class Demo:
         self._seen_graph += len(requests)
         for req in requests:
             schedule = (req.get("scheduleInfo") or {}).get("expiration") or {}
+            by = ((req.get("createdBy") or {}).get("user") or {}).get("id")
+            actor = f" as {_user_name(self.emu, by)}" if by else " as the app"
             click.echo(
-                f"   graph  POST roleAssignmentScheduleRequests action={req['action']} "
+                f"   graph  POST roleAssignmentScheduleRequests action={req['action']}{actor} "
                 f"role={_role_name(self.emu, req['roleDefinitionId'])} "
                 f"duration={schedule.get('duration') or '-'} → {req['status']}"
             )
@@ -121,6 +129,50 @@ class Demo:
         response = self.sender.submit_view(view, {"role": PRA, **values}, user=user)
         self._expect_ok(response)
         return response.json() if response.content else {}
+
+    def request_role(self, user: str, role_id: str, name: str, reason: str) -> None:
+        updates = len(self.slack.calls("views.update"))
+        self._expect_ok(self.sender.command("/pim", f"request {name}", user=user))
+        self.wait(lambda: len(self.slack.calls("views.update")) > updates, "the request form")
+        view = self.slack.latest_view(user)
+        values = {"role": role_id, "duration": "PT1H", "reason": reason}
+        self._expect_ok(self.sender.submit_view(view, values, user=user))
+
+    def sign_in_link(self, user: str, after: int) -> str:
+        def links() -> list[str]:
+            messages = self.slack.messages(self.slack.dm_channel(user))
+            return [
+                str(e["url"])
+                for m in messages
+                for b in m.blocks
+                for e in b.get("elements", [])
+                if e.get("action_id") == "pim-sign-in-link"
+            ]
+
+        return str(self.wait(lambda: links()[after:] and links()[-1], "a sign-in link in a DM"))
+
+    def sign_in(self, url: str, username: str, password: str, mfa_code: str) -> str:
+        """What Ada's browser does: Microsoft's (the emulator's) pages, then the form_post
+        back to pimbot's /auth/callback; returns the heading of pimbot's page."""
+        import httpx
+
+        from stand_ins.graph_emulator.sign_in_client import sign_in_response
+
+        answer = sign_in_response(
+            url,
+            username=username,
+            password=password,
+            mfa_code=mfa_code,
+            verify=self.emu.client_ssl_context(),
+        )
+        page = httpx.post(answer.redirect_uri, data=answer.params, timeout=30)
+        heading = page.text.split('<h1 id="outcome">', 1)[-1].split("</h1>", 1)[0]
+        body = page.text.split("</h1>", 1)[-1].split("<small>", 1)[0]
+        click.echo(f"   web    {answer.redirect_uri} → {page.status_code} {heading!r}")
+        click.echo(f"          {body.replace('<p>', '').replace('</p>', ' ').strip()}")
+        if page.status_code != 200:
+            raise DemoFailed(f"step {self.steps}: the sign-in page said {heading!r}")
+        return heading
 
     def latest_card(self) -> Any:
         return self.wait(lambda: self.slack.messages(APPROVALS)[-1:], "a card")[0]
@@ -253,6 +305,52 @@ def _story(demo: Demo) -> None:
     )
     demo.dm_with(ADA, "denied")
     demo.show()
+    _delegated_story(demo)
+
+
+GLOBAL_ADMIN = "62e90394-69f5-4237-9190-012177145e10"  # PIM requires MFA on activation
+SECURITY_ADMIN = "194ae4cb-b126-40b2-bd5b-6091b380977d"  # PIM requires authentication context c1
+ADA_SIGN_IN = ("ada@contoso.example", "emulator-password-ada", "246810")
+
+
+def _delegated_story(demo: Demo) -> None:
+    """Delegated mode: Ada signs in herself, and roles that need her own MFA activate as her."""
+    demo.step(ADA, "types `/pim connect`: pimbot DMs her a single-use sign-in link")
+    demo._expect_ok(demo.sender.command("/pim", "connect", user=ADA))
+    url = demo.sign_in_link(ADA, after=0)
+    demo.show()
+
+    demo.step(ADA, "signs in to Microsoft with her password and MFA: pimbot's page says so")
+    demo.sign_in(url, *ADA_SIGN_IN)
+    demo.dm_with(ADA, "connected as")
+    demo.show()
+
+    demo.step(ADA, "asks for Global Administrator (PIM requires MFA): activated as Ada herself")
+    demo.request_role(ADA, GLOBAL_ADMIN, "Global Administrator", "Rotate the tenant keys")
+    demo.dm_with(ADA, "global administrator is active")
+    demo.show()
+    made = [r for r in demo.emu.state.requests if r["roleDefinitionId"] == GLOBAL_ADMIN]
+    if not made or str(made[-1]["action"]).lower() != "selfactivate":
+        raise DemoFailed("Global Administrator was not self-activated as Ada")
+
+    demo.step(ADA, "asks for Security Administrator (authentication context c1): PIM wants")
+    click.echo("   more than her sign-in proved, so pimbot DMs a step-up link")
+    demo.request_role(ADA, SECURITY_ADMIN, "Security Administrator", "Tune the alert rules")
+    step_up = demo.sign_in_link(ADA, after=1)
+    demo.show()
+
+    demo.step(ADA, "signs in with the authentication context: pimbot activates by itself")
+    demo.sign_in(step_up, *ADA_SIGN_IN)
+    demo.dm_with(ADA, "security administrator is active")
+    demo.show()
+
+    demo.step(ADA, "types `/pim disconnect`: her stored sign-in (tokens) is deleted")
+    demo._expect_ok(demo.sender.command("/pim", "disconnect", user=ADA))
+    demo.wait(
+        lambda: any("Removed 1 stored sign-in" in str(c.args) for c in demo.slack.calls()),
+        "the disconnect reply",
+    )
+    demo.show()
 
 
 def _describe_call(call: SlackCall) -> str | None:
@@ -281,6 +379,16 @@ def _short(args: dict[str, Any]) -> str:
 
 def _role_name(emu: GraphEmulator, role_id: str) -> str:
     return next((r.display_name for r in emu.tenant.roles if r.id == role_id), role_id)
+
+
+def _user_name(emu: GraphEmulator, user_id: str) -> str:
+    return next((u.display_name for u in emu.tenant.users if u.id == user_id), user_id)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _user_id(emu: GraphEmulator, upn: str) -> str:

@@ -31,7 +31,7 @@ def test_a_good_configuration_passes_every_check_and_exits_0(
     outcome = doctor.run(PIMBOT_DATABASE_URL=database_url, SLACK_APP_TOKEN=slack_app_token)
 
     assert outcome.exit_code == 0, outcome.output
-    assert outcome.lines[-1] == "pimbot doctor: all 17 checks passed."
+    assert outcome.lines[-1] == "pimbot doctor: all 18 checks passed."
     assert all(line.startswith("✓") for line in outcome.lines[:-1]), outcome.output
     outcome.line("✓ settings: everything `pimbot run` needs is set (Socket Mode)")
     assert "reachable, schema at" in outcome.line("✓ database ")
@@ -49,6 +49,7 @@ def test_a_good_configuration_passes_every_check_and_exits_0(
         "Exchange Administrator, Global Administrator, Security Reader"
     )
     outcome.line("✓ policy approver group 'PIM Approvers'")
+    outcome.line("✓ Graph: pimbot may read Conditional Access policies")
     for secret in (DEMO_SECRET, slack_app_token, default_workspace().bot_token):
         assert secret not in outcome.output
 
@@ -220,7 +221,7 @@ def test_a_bad_slack_token_is_called_wrong_or_revoked(doctor: Doctor) -> None:
     outcome.line("– Slack scopes and approvals channels: not checked")
     outcome.line("✓ Entra ID: token issued for app")
     assert outcome.lines[-1] == (
-        "pimbot doctor: 1 of 15 checks failed, 1 could not run until those are fixed. "
+        "pimbot doctor: 1 of 16 checks failed, 1 could not run until those are fixed. "
         "Fix the ✗ lines above."
     )
     assert "notthetoken" not in outcome.output
@@ -326,3 +327,15 @@ def test_approvers_linked_by_email_only_are_listed(doctor: Doctor, database_url:
         PIMBOT_DATABASE_URL=database_url,
     )
     assert "Alan Turing" in relaxed.line("✓ approver links:")
+
+
+def test_without_policy_read_conditional_access_is_a_note_not_a_failure(doctor: Doctor) -> None:
+    tenant = default_tenant()
+    app = tenant.app.model_copy(
+        update={"permissions": tuple(p for p in tenant.app.permissions if p != "Policy.Read.All")}
+    )
+    outcome = doctor.run(tenant=tenant.model_copy(update={"app": app}))
+    assert outcome.exit_code == 0, outcome.output
+    line = outcome.line("i Graph: pimbot may not read Conditional Access policies")
+    assert "grant Policy.Read.All" in line
+    assert outcome.lines[-1] == "pimbot doctor: all 16 checks passed (1 note above)."

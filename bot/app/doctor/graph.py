@@ -26,7 +26,7 @@ from bot.adapters.graph.errors import GraphError
 from bot.adapters.graph.odata import literal, query
 from bot.adapters.graph.parsing import directory_user
 from bot.adapters.graph.transport import GraphTransport
-from bot.app.doctor.report import Finding, failed, not_checked, passed
+from bot.app.doctor.report import Finding, failed, not_checked, note, passed
 from bot.app.policy_file import PolicyFile
 from bot.app.settings import Settings
 from bot.domain.errors import PimAuthError, PimError
@@ -163,11 +163,11 @@ def check_access_policies(graph: GraphTransport) -> Finding:
     try:
         answer = graph.request("GET", "/identity/conditionalAccess/policies?$top=1")
     except PimError as exc:
-        return not_checked(f"Graph: {what}", exc.user_message)
+        return note(f"Graph: could not check whether pimbot may {what}", exc.user_message)
     if answer.is_success:
         return passed(f"Graph: pimbot may {what}")
-    return not_checked(
-        f"Graph: {what}",
+    return note(
+        f"Graph: pimbot may not {what}",
         f"HTTP {answer.status_code}: grant Policy.Read.All (application) to have them shown; "
         "without it pimbot leaves them out",
     )

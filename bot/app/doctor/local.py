@@ -11,7 +11,7 @@ import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.adapters.sealing import FernetSealer
-from bot.app.doctor.report import Finding, failed, not_checked, passed
+from bot.app.doctor.report import Finding, failed, note, passed
 from bot.app.policy_file import PolicyFile, load_policy_file
 from bot.app.settings import Settings, is_loopback, redact_url
 from bot.domain.errors import ConfigurationError, SealBroken
@@ -95,10 +95,9 @@ def _check_callback_reachable(redirect_uri: str) -> Finding:
     try:
         answer = httpx.post(redirect_uri, data={"state": ""}, timeout=5, follow_redirects=False)
     except httpx.HTTPError as exc:
-        return not_checked(
-            f"redirect URI {redirect_uri}",
-            f"not reachable from here ({type(exc).__name__}); is pimbot running? Browsers must "
-            "reach it to finish a sign-in",
+        return note(
+            f"redirect URI {redirect_uri}: nothing answers there now ({type(exc).__name__})",
+            "fine while pimbot is not running; once it runs, people's browsers must reach it",
         )
     if answer.status_code == 400 and "pimbot" in answer.text:
         return passed(f"redirect URI {redirect_uri}: answers as pimbot's sign-in callback")

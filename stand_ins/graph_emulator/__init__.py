@@ -24,8 +24,19 @@ Run-time controls over HTTP (no authentication; the server listens on loopback b
 ``POST {url}/_emulator/clock`` with ``{"advance_seconds": 600}`` moves emulator time forward;
     ``GET`` returns ``{"now": ...}``.
 ``POST {url}/_emulator/approvals/{requestId}`` with ``{"decision": "approve" | "deny"}``
-    plays a PIM approver for a ``PendingApprovalProvisioning`` self-activation.
+    plays the PIM portal for a ``PendingApprovalProvisioning`` self-activation: with
+    ``"reviewer": "grace@contoso.example"`` (and optionally ``"justification"``) that approver
+    reviews the open stage under the Graph rules (403/409 as JSON ``{"error", "code"}``);
+    without a reviewer an administrator decides every remaining stage at once.
 ``GET {url}/_emulator/state``: emulator time, Graph request count, active assignments, requests.
+
+Approvals (Graph **beta** only, delegated tokens only, as Microsoft documents them):
+``GET {url}/beta/roleManagement/directory/roleAssignmentApprovals/{approvalId}`` (with
+``steps``), ``.../steps``, ``.../steps/{stepId}``, and ``PATCH .../steps/{stepId}`` with
+``{"reviewResult": "Approve" | "Deny", "justification": ...}`` → 204. Serial stages,
+stage timeouts (request ``TimedOut``) and escalation follow the emulator clock; see
+``approvals.py``. ``GET .../roleAssignmentScheduleRequests/filterByCurrentUser(on='approver')``
+(v1.0 and beta) lists the pending requests the caller may review now. ``emu.beta_url``.
 
 The identity platform (for delegated mode): ``GET {url}/{tenant}/oauth2/v2.0/authorize`` shows
 a real sign-in page (password, then the MFA code, then an authentication-context step when the

@@ -63,8 +63,11 @@ class EmulatorApp:
     def dispatch(self, request: Request) -> Response:
         base_url = request.host_url.rstrip("/")
         path = request.path
-        if path == "/v1.0" or path.startswith("/v1.0/"):
-            return self._graph(request, base_url, path.removeprefix("/v1.0") or "/")
+        for version in ("v1.0", "beta"):
+            if path == f"/{version}" or path.startswith(f"/{version}/"):
+                return self._graph(
+                    request, base_url, path.removeprefix(f"/{version}") or "/", version
+                )
         if path.startswith("/_emulator/"):
             return self._control(request, path)
         if path == "/devicelogin" and request.method in ("GET", "POST"):
@@ -101,14 +104,14 @@ class EmulatorApp:
 
     # --- Graph --------------------------------------------------------------------------------
 
-    def _graph(self, request: Request, base_url: str, path: str) -> Response:
+    def _graph(self, request: Request, base_url: str, path: str, version: str) -> Response:
         decision = self.faults.decide(self.state.count_graph_request())
         if decision.latency > 0:
             time.sleep(decision.latency)
         client_request_id = request.headers.get("client-request-id")
         try:
             self._apply_fault(decision)
-            response = self.graph.handle(request, base_url, path)
+            response = self.graph.handle(request, base_url, path, version)
         except GraphError as error:
             return error_response(error, now=self.clock.now(), client_request_id=client_request_id)
         if client_request_id:
@@ -147,8 +150,18 @@ class EmulatorApp:
                 decision = str(body.get("decision", "")).lower()
                 if decision not in ("approve", "deny"):
                     raise ValueError("decision must be 'approve' or 'deny'")
+                reviewer, justification = body.get("reviewer"), body.get("justification")
+                if reviewer is not None and not isinstance(reviewer, str):
+                    raise ValueError("reviewer must be a user id or userPrincipalName")
+                if justification is not None and not isinstance(justification, str):
+                    raise ValueError("justification must be a string")
                 return json_response(
-                    self.state.decide_approval(match["request_id"], approve=decision == "approve")
+                    self.state.decide_approval(
+                        match["request_id"],
+                        approve=decision == "approve",
+                        reviewer=reviewer,
+                        justification=justification,
+                    )
                 )
             if path == "/_emulator/state":
                 return json_response(
@@ -157,6 +170,7 @@ class EmulatorApp:
                         "requestCount": self.state.request_count,
                         "assignments": self.state.assignment_instances(),
                         "requests": self.state.requests,
+                        "approvals": self.state.approvals,
                         "signIns": [
                             {
                                 "at": format_instant(r.at),
@@ -175,5 +189,5 @@ class EmulatorApp:
         except (ValueError, TypeError) as error:
             return json_response({"error": str(error)}, 400)
         except GraphError as error:
-            return json_response({"error": error.message}, error.status)
+            return json_response({"error": error.message, "code": error.code}, error.status)
         return json_response({"error": f"No route {request.method} {path}"}, 404)

@@ -9,7 +9,12 @@ from functools import partial
 
 from werkzeug.wrappers import Request, Response
 
-from stand_ins.graph_emulator import conditional_access, directory, role_management
+from stand_ins.graph_emulator import (
+    approval_endpoints,
+    conditional_access,
+    directory,
+    role_management,
+)
 from stand_ins.graph_emulator.errors import GraphError, bad_request
 from stand_ins.graph_emulator.faults import Faults
 from stand_ins.graph_emulator.odata_responses import GraphCall
@@ -53,11 +58,20 @@ POLICIES_READ = {
     *_RM_READ,
 }
 _NO_PERMISSION: set[str] = set()  # /me: any signed-in user
+# Approvals of Entra role activations (beta): delegated permissions only, per the docs tables.
+APPROVALS_READ = {
+    "RoleAssignmentSchedule.Read.Directory",
+    "RoleAssignmentSchedule.ReadWrite.Directory",
+}
+APPROVALS_WRITE = {"RoleAssignmentSchedule.ReadWrite.Directory"}
+_BOTH = frozenset({"v1.0", "beta"})
+_BETA = frozenset({"beta"})
 
 _DIR = "/roleManagement/directory"
 _ID = r"(?P<%s>[^/()]+)"
 _ON = r"/filterByCurrentUser\(on='(?P<on>[^']*)'\)"
 _REQUESTS = f"{_DIR}/roleAssignmentScheduleRequests"
+_APPROVALS = f"{_DIR}/roleAssignmentApprovals/" + _ID % "approval_id"
 
 
 @dataclass(frozen=True)
@@ -66,10 +80,12 @@ class Route:
     pattern: re.Pattern[str]
     permissions: set[str]
     handler: Callable[..., Response]
+    versions: frozenset[str] = _BOTH
 
 
 class GraphApi:
-    """The ``/v1.0`` surface of the emulator."""
+    """The ``/v1.0`` surface of the emulator, mirrored under ``/beta`` (as Graph's beta mirrors
+    v1.0), plus the beta-only approvals of Entra role activations."""
 
     def __init__(
         self, tenant: Tenant, state: PimState, sts: SecurityTokenService, faults: Faults
@@ -148,6 +164,34 @@ class GraphApi:
             ),
             self._route(
                 "GET",
+                _APPROVALS,
+                APPROVALS_READ,
+                partial(approval_endpoints.get_approval, state=s),
+                _BETA,
+            ),
+            self._route(
+                "GET",
+                _APPROVALS + "/steps",
+                APPROVALS_READ,
+                partial(approval_endpoints.list_steps, state=s),
+                _BETA,
+            ),
+            self._route(
+                "GET",
+                _APPROVALS + "/steps/" + _ID % "step_id",
+                APPROVALS_READ,
+                partial(approval_endpoints.get_step, state=s),
+                _BETA,
+            ),
+            self._route(
+                "PATCH",
+                _APPROVALS + "/steps/" + _ID % "step_id",
+                APPROVALS_WRITE,
+                partial(approval_endpoints.review_step, state=s),
+                _BETA,
+            ),
+            self._route(
+                "GET",
                 "/policies/roleManagementPolicyAssignments",
                 POLICIES_READ,
                 role_management.list_policy_assignments,
@@ -180,15 +224,23 @@ class GraphApi:
 
     @staticmethod
     def _route(
-        method: str, pattern: str, permissions: set[str], handler: Callable[..., Response]
+        method: str,
+        pattern: str,
+        permissions: set[str],
+        handler: Callable[..., Response],
+        versions: frozenset[str] = _BOTH,
     ) -> Route:
-        return Route(method, re.compile(pattern.rstrip("/") + "/?$"), permissions, handler)
+        return Route(
+            method, re.compile(pattern.rstrip("/") + "/?$"), permissions, handler, versions
+        )
 
-    def handle(self, request: Request, base_url: str, path: str) -> Response:
-        """Answer ``path`` (the part after ``/v1.0``); GraphError for every refusal."""
+    def handle(self, request: Request, base_url: str, path: str, version: str = "v1.0") -> Response:
+        """Answer ``path`` (the part after ``/v1.0`` or ``/beta``); GraphError for refusals."""
         caller = self.sts.authenticate(request.headers.get("Authorization"), base_url)
         matched_path = False
         for route in self.routes:
+            if version not in route.versions:
+                continue
             match = route.pattern.match(path)
             if match is None:
                 continue
@@ -201,7 +253,7 @@ class GraphApi:
                     "Authorization_RequestDenied",
                     "Insufficient privileges to complete the operation.",
                 )
-            call = GraphCall(request, caller, f"{base_url}/v1.0", path, self.tenant)
+            call = GraphCall(request, caller, f"{base_url}/{version}", path, self.tenant)
             kwargs = {k: v for k, v in match.groupdict().items() if v is not None}
             return route.handler(call, **kwargs)
         if matched_path:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from stand_ins.graph_emulator import enforcement as rules
+from stand_ins.graph_emulator.approvals import APPROVE, DENY, Approval, ApprovalStage
 from stand_ins.graph_emulator.clock import EmulatorClock
 from stand_ins.graph_emulator.errors import GraphError, bad_request, not_found
 from stand_ins.graph_emulator.faults import Faults
@@ -32,6 +33,7 @@ class PimState:
         self._eligibilities = [self._eligibility(i, g) for i, g in enumerate(tenant.eligibilities)]
         self._assignments = [self._standing(i, g) for i, g in enumerate(tenant.assignments)]
         self._requests: list[ScheduleRequest] = []
+        self._approvals: dict[str, Approval] = {}
         self._request_count = 0
 
     def _eligibility(self, index: int, grant: Grant) -> Eligibility:
@@ -81,6 +83,14 @@ class PimState:
         """Every schedule request created so far, as Graph would return it."""
         return self.list_requests()
 
+    @property
+    def approvals(self) -> list[dict[str, Any]]:
+        """Every approval as Graph beta renders it (``assignedToMe`` for nobody)."""
+        now = self.clock.now()
+        with self._lock:
+            self._settle_approvals(now)
+            return [a.to_json(None, self.tenant, now) for a in self._approvals.values()]
+
     def active_assignments(self, principal_id: str) -> list[dict[str, Any]]:
         return [i for i in self.assignment_instances() if i["principalId"] == principal_id]
 
@@ -99,11 +109,14 @@ class PimState:
     def list_requests(self) -> list[dict[str, Any]]:
         now = self.clock.now()
         with self._lock:
+            self._settle_approvals(now)
             return [r.to_json(now) for r in self._requests]
 
     def get_request(self, request_id: str) -> dict[str, Any]:
+        now = self.clock.now()
         with self._lock:
-            return self._find_request(request_id).to_json(self.clock.now())
+            self._settle_approvals(now)
+            return self._find_request(request_id).to_json(now)
 
     def _find_request(self, request_id: str) -> ScheduleRequest:
         found = next((r for r in self._requests if r.id == request_id.lower()), None)
@@ -158,7 +171,7 @@ class PimState:
             if self._live_assignment(request, now) is not None:
                 raise rules.role_assignment_exists()
             if role.activation.approval_required:
-                self._await_approval(request)
+                self._await_approval(request, role, now)
             else:
                 self._grant(request, "Activated", now)
         else:  # adminUpdate, adminExtend, adminRenew, selfExtend, selfRenew
@@ -208,9 +221,13 @@ class PimState:
                 )
             )
 
-    def _await_approval(self, request: ScheduleRequest) -> None:
+    def _await_approval(self, request: ScheduleRequest, role: Role, now: datetime) -> None:
         request.status = "PendingApprovalProvisioning"
         request.approval_id = request.id
+        if not request.is_validation_only:
+            self._approvals[request.id] = Approval.start(
+                request.id, request.principal_id, role.activation.stages, now
+            )
 
     def _remove(self, request: ScheduleRequest, now: datetime) -> None:
         current = next(
@@ -238,7 +255,7 @@ class PimState:
         if request.canonical_action.startswith("self"):
             self._check_end_user(request, role, caller)
             if role.activation.approval_required_for_extension:
-                self._await_approval(request)
+                self._await_approval(request, role, now)
                 return
         else:
             self._check(rules.admin_failures(request, role))
@@ -248,6 +265,7 @@ class PimState:
 
     def cancel_request(self, request_id: str) -> None:
         with self._lock:
+            self._settle_approvals(self.clock.now())
             request = self._find_request(request_id)
             status = request.status_at(self.clock.now())
             if status not in _CANCELABLE:
@@ -260,17 +278,202 @@ class PimState:
             request.status, request.completed_at = "Canceled", self.clock.now()
             self._assignments = [a for a in self._assignments if a.schedule_id != request.id]
 
-    def decide_approval(self, request_id: str, *, approve: bool) -> dict[str, Any]:
-        """Stand-in for an approver acting in PIM (Graph v1.0 has no API for this)."""
+    # --- approvals ----------------------------------------------------------------------------
+
+    def _settle_approvals(self, now: datetime) -> None:
+        """End every request whose open stage timed out (callers hold the lock)."""
+        for request in self._requests:
+            approval = self._approvals.get(request.id)
+            if approval is None or not request.status.startswith("PendingApproval"):
+                continue
+            stage = approval.current()
+            deadline = None if stage is None else stage.deadline
+            if stage is not None and deadline is not None and deadline <= now:
+                stage.expired = True
+                request.status, request.completed_at = "TimedOut", deadline
+
+    def _find_approval(self, approval_id: str) -> Approval:
+        approval = self._approvals.get(approval_id.lower())
+        if approval is None:
+            raise not_found(approval_id)
+        return approval
+
+    def get_approval(self, approval_id: str, caller_id: str) -> dict[str, Any]:
+        """The approval with its started steps; ``assignedToMe`` is computed for ``caller_id``."""
         now = self.clock.now()
         with self._lock:
+            self._settle_approvals(now)
+            return self._find_approval(approval_id).to_json(caller_id, self.tenant, now)
+
+    def get_approval_stage(self, approval_id: str, stage_id: str, caller_id: str) -> dict[str, Any]:
+        now = self.clock.now()
+        with self._lock:
+            self._settle_approvals(now)
+            approval = self._find_approval(approval_id)
+            stage = approval.find_stage(stage_id)
+            if stage is None:
+                raise not_found(stage_id)
+            return approval.stage_json(stage, caller_id, self.tenant, now)
+
+    def requests_for_approver(self, caller_id: str) -> list[dict[str, Any]]:
+        """Pending requests whose open stage the caller may review now.
+
+        The docs define ``on='approver'`` only as the requests for which the caller is an
+        approver; whether decided ones stay listed is not said: the emulator lists pending ones.
+        """
+        now = self.clock.now()
+        with self._lock:
+            self._settle_approvals(now)
+            found = []
+            for request in self._requests:
+                approval = self._approvals.get(request.id)
+                stage = None if approval is None else approval.current()
+                if (
+                    approval is not None
+                    and stage is not None
+                    and request.status.startswith("PendingApproval")
+                    and approval.is_assigned_to(caller_id, stage, self.tenant, now)
+                ):
+                    found.append(request.to_json(now))
+            return found
+
+    def review_stage(
+        self,
+        approval_id: str,
+        stage_id: str,
+        reviewer_id: str,
+        review_result: Any,
+        justification: Any,
+    ) -> None:
+        """PATCH of a step by a signed-in approver; GraphError for every refusal."""
+        now = self.clock.now()
+        with self._lock:
+            self._settle_approvals(now)
+            approval = self._find_approval(approval_id)
+            stage = approval.find_stage(stage_id)
+            if stage is None:
+                raise not_found(stage_id)
+            self._review(approval, stage, reviewer_id, review_result, justification, now)
+
+    def _review(
+        self,
+        approval: Approval,
+        stage: ApprovalStage,
+        reviewer_id: str,
+        review_result: Any,
+        justification: Any,
+        now: datetime,
+    ) -> None:
+        if review_result not in (APPROVE, DENY):
+            raise bad_request(
+                f"Invalid value '{review_result}' for property 'reviewResult'. "
+                "Possible values are: Approve, Deny."
+            )
+        if justification is not None and not isinstance(justification, str):
+            raise bad_request("Property 'justification' must be a string.")
+        request = self._find_request(approval.id)
+        if reviewer_id == approval.requestor_id:
+            raise GraphError(
+                403,
+                "Authorization_RequestDenied",
+                "The requestor cannot approve or deny their own request.",
+            )
+        if reviewer_id not in stage.reviewer_ids(self.tenant, now):
+            raise GraphError(
+                403,
+                "Authorization_RequestDenied",
+                "The caller is not an approver of this approval stage.",
+            )
+        if not stage.is_open() or not request.status.startswith("PendingApproval"):
+            # 409 is what the docs give an approver for a stage another approver already
+            # decided; they are silent on expired stages and ended requests: the same here.
+            raise GraphError(
+                409,
+                "Conflict",
+                f"The approval stage is '{stage.status()}' and the request is in status "
+                f"'{request.status}'; it can no longer be reviewed.",
+            )
+        # isApproverJustificationRequired is documented for approving; PIM's message is not.
+        if (
+            review_result == APPROVE
+            and stage.settings.approver_justification_required
+            and not (justification or "").strip()
+        ):
+            raise bad_request("Justification is required to approve this request.")
+        following = approval.next_after(stage)
+        if (
+            review_result == APPROVE
+            and following is None
+            and request.canonical_action == "selfActivate"
+            and self._live_assignment(request, now) is not None
+        ):
+            # Refused before anything is recorded, so the stage stays open.
+            raise rules.role_assignment_exists()
+        stage.review_result, stage.reviewed_by = review_result, reviewer_id
+        stage.reviewed_at, stage.justification = now, justification or ""
+        if review_result == DENY:
+            request.status, request.completed_at = "Denied", now
+            return
+        if following is not None:
+            following.started_at = now  # serial: the next stage's clock starts now
+            return
+        self._provision(request, now)
+
+    def _provision(self, request: ScheduleRequest, now: datetime) -> None:
+        """The last stage approved: carry the request out as PIM would have without approval."""
+        if request.canonical_action in ("selfExtend", "selfRenew"):
+            current = self._live_assignment(request, now)
+            if current is None:
+                raise rules.role_assignment_does_not_exist()
+            request.status, request.completed_at = "Provisioned", now
+            if request.schedule is not None:
+                current.end = request.schedule.effective_end
+            return
+        self._grant(request, "Activated", now)
+
+    def decide_approval(
+        self,
+        request_id: str,
+        *,
+        approve: bool,
+        reviewer: str | None = None,
+        justification: str | None = None,
+    ) -> dict[str, Any]:
+        """The emulator's "portal": an approver deciding in PIM itself, outside pimbot.
+
+        With ``reviewer`` (a user id or UPN) the current stage is reviewed as that user, under
+        the same rules as the Graph PATCH. Without one, an administrator decides every remaining
+        stage at once (nobody is recorded as the reviewer), as the earliest tests expect.
+        """
+        now = self.clock.now()
+        with self._lock:
+            self._settle_approvals(now)
             request = self._find_request(request_id)
             if not request.status.startswith("PendingApproval"):
                 raise GraphError(
                     400, "BadRequest", f"The request is in status '{request.status}', not pending."
                 )
+            approval = self._approvals.get(request.id)
+            if reviewer is not None:
+                user = self.tenant.find_user(reviewer)
+                if user is None:
+                    raise bad_request(f"No user '{reviewer}' in the tenant.")
+                stage = None if approval is None else approval.current()
+                if approval is None or stage is None:
+                    raise bad_request("The request has no open approval stage.")
+                result = APPROVE if approve else DENY
+                self._review(approval, stage, user.id, result, justification, now)
+                return request.to_json(now)
+            if approval is not None:
+                for stage in approval.stages:
+                    if stage.is_open() or stage.started_at is None:
+                        stage.started_at = stage.started_at or now
+                        stage.review_result = APPROVE if approve else DENY
+                        stage.reviewed_at, stage.justification = now, justification or ""
+                        if not approve:
+                            break
             if approve:
-                self._grant(request, "Activated", now)
+                self._provision(request, now)
             else:
                 request.status, request.completed_at = "Denied", now
             return request.to_json(now)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from stand_ins.graph_emulator.tenant import Role, Tenant
+from stand_ins.graph_emulator.tenant import Approver, Role, Tenant
 
 _TYPE = "#microsoft.graph.unifiedRoleManagementPolicy"
 _RECIPIENTS = ("Admin", "Requestor", "Approver")
@@ -92,9 +92,9 @@ def _notifications(suffix: str, caller: str, level: str) -> list[dict[str, Any]]
     ]
 
 
-def _approvers(tenant: Tenant, role: Role) -> list[dict[str, Any]]:
+def _approvers(tenant: Tenant, listed: tuple[Approver, ...]) -> list[dict[str, Any]]:
     approvers: list[dict[str, Any]] = []
-    for approver in role.activation.approvers:
+    for approver in listed:
         if approver.user is not None:
             user = tenant.find_user(approver.user)
             assert user is not None  # checked when the tenant was built
@@ -128,16 +128,17 @@ def _approval(tenant: Tenant, role: Role) -> dict[str, Any]:
             "isApprovalRequired": settings.approval_required,
             "isApprovalRequiredForExtension": settings.approval_required_for_extension,
             "isRequestorJustificationRequired": True,
-            "approvalMode": "SingleStage",
+            "approvalMode": settings.approval_mode,
             "approvalStages": [
                 {
-                    "approvalStageTimeOutInDays": 1,
-                    "isApproverJustificationRequired": True,
-                    "escalationTimeInMinutes": 0,
-                    "isEscalationEnabled": False,
-                    "primaryApprovers": _approvers(tenant, role),
-                    "escalationApprovers": [],
+                    "approvalStageTimeOutInDays": stage.timeout_days,
+                    "isApproverJustificationRequired": stage.approver_justification_required,
+                    "escalationTimeInMinutes": stage.escalation_minutes,
+                    "isEscalationEnabled": stage.escalation_enabled,
+                    "primaryApprovers": _approvers(tenant, stage.approvers),
+                    "escalationApprovers": _approvers(tenant, stage.escalation_approvers),
                 }
+                for stage in settings.stages
             ],
         },
     }

@@ -111,7 +111,15 @@ def list_instances(
 
 def list_requests(call: GraphCall, state: PimState, on: str | None = None) -> Response:
     names = check_expand(call, _REQUEST_EXPANDABLE, "unifiedRoleAssignmentScheduleRequest")
-    items = apply_filter(call, _for_current_user(call, on, state.list_requests()))
+    if on == "approver":
+        # "Only principal and approver are currently supported" (filterByCurrentUser docs).
+        if not call.caller.is_user:
+            raise bad_request(
+                "filterByCurrentUser is only valid with delegated authentication flow."
+            )
+        items = apply_filter(call, state.requests_for_approver(call.caller.object_id))
+    else:
+        items = apply_filter(call, _for_current_user(call, on, state.list_requests()))
     context = (
         call.context("Collection(unifiedRoleAssignmentScheduleRequest)")
         if on

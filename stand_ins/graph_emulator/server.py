@@ -180,6 +180,11 @@ class GraphEmulator:
         return f"{self.url}/v1.0"
 
     @property
+    def beta_url(self) -> str:
+        """Graph beta: v1.0 mirrored, plus the approvals of Entra role activations."""
+        return f"{self.url}/beta"
+
+    @property
     def authority_host(self) -> str:
         return self.url
 

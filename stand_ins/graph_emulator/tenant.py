@@ -109,6 +109,17 @@ class Approver(_Strict):
         return self
 
 
+class ApprovalStageSettings(_Strict):
+    """One stage of a role's approval (``approvalStages`` of ``Approval_EndUser_Assignment``)."""
+
+    approvers: tuple[Approver, ...]
+    timeout_days: int = Field(default=1, ge=1)  # approvalStageTimeOutInDays
+    approver_justification_required: bool = True
+    escalation_enabled: bool = False
+    escalation_minutes: int = Field(default=0, ge=0)
+    escalation_approvers: tuple[Approver, ...] = ()
+
+
 class ActivationSettings(_Strict):
     """The end-user (activation) rules of a role's PIM policy."""
 
@@ -119,13 +130,32 @@ class ActivationSettings(_Strict):
     authentication_context: str | None = None
     approval_required: bool = False
     approval_required_for_extension: bool = False
+    # A single stage: ``approvers`` with PIM's defaults. Several stages (``approval_mode:
+    # Serial``): ``approval_stages``, which then replaces ``approvers``.
     approvers: tuple[Approver, ...] = ()
+    approval_mode: Literal["SingleStage", "Serial"] = "SingleStage"
+    approval_stages: tuple[ApprovalStageSettings, ...] = ()
 
     _duration = field_validator("maximum_duration")(_check_duration)
+
+    @model_validator(mode="after")
+    def _stages_fit_the_mode(self) -> ActivationSettings:
+        if self.approval_stages and self.approvers:
+            raise ValueError("give either 'approvers' or 'approval_stages', not both")
+        if self.approval_mode == "Serial" and len(self.approval_stages) < 2:
+            raise ValueError("approval_mode Serial needs at least two approval_stages")
+        if self.approval_mode == "SingleStage" and len(self.approval_stages) > 1:
+            raise ValueError("approval_mode SingleStage allows one approval stage")
+        return self
 
     @property
     def maximum(self) -> timedelta:
         return parse_duration(self.maximum_duration)
+
+    @property
+    def stages(self) -> tuple[ApprovalStageSettings, ...]:
+        """The approval stages in order; ``approvers`` alone is one stage with defaults."""
+        return self.approval_stages or (ApprovalStageSettings(approvers=self.approvers),)
 
 
 class AdminAssignmentSettings(_Strict):
@@ -243,7 +273,12 @@ class Tenant(_Strict):
                 if self.find_user(m) is None
             ]
         for role in self.roles:
-            for approver in role.activation.approvers:
+            every_approver = [
+                approver
+                for stage in role.activation.stages
+                for approver in (*stage.approvers, *stage.escalation_approvers)
+            ]
+            for approver in every_approver:
                 if approver.user is not None and self.find_user(approver.user) is None:
                     problems.append(f"role {role.display_name!r}: no user {approver.user!r}")
                 if approver.group is not None and self.find_group(approver.group) is None:
@@ -299,6 +334,16 @@ class Tenant(_Strict):
 
     def groups_of(self, user_id: str) -> list[Group]:
         return [g for g in self.groups if user_id in self.member_ids(g)]
+
+    def approver_user_ids(self, approvers: tuple[Approver, ...]) -> set[str]:
+        """The users an approver list names: single users and members of groups."""
+        ids: set[str] = set()
+        for approver in approvers:
+            if approver.user is not None and (user := self.find_user(approver.user)):
+                ids.add(user.id)
+            if approver.group is not None and (group := self.find_group(approver.group)):
+                ids.update(self.member_ids(group))
+        return ids
 
 
 def parse_tenant(data: Any, *, source: str = "tenant fixture") -> Tenant:

@@ -38,7 +38,7 @@ def test_the_demo_tenant_round_trips_through_a_file(tmp_path: Path) -> None:
     ("change", "message"),
     [
         (lambda d: d["eligibilities"].append({"principal": "bob@x", "role": "Security Reader"}),
-         "eligibilities[6]: no user or group 'bob@x'"),
+         "eligibilities[7]: no user or group 'bob@x'"),
         (lambda d: d["eligibilities"].append({"principal": "PIM Approvers",
                                                "role": "Security Reader"}),
          "group 'PIM Approvers' is not role-assignable"),

@@ -12,6 +12,7 @@ from stand_ins.graph_emulator import GraphEmulator
 from tests.emulator.conftest import (
     ADA,
     ALAN,
+    CONDITIONAL_ACCESS_ADMIN,
     EXCHANGE_ADMIN,
     GLOBAL_ADMIN,
     GRACE,
@@ -56,7 +57,8 @@ def _in(minutes: int, emulator: GraphEmulator) -> str:
 def test_direct_eligibility_by_user_excludes_group_eligibility(graph: Graph) -> None:
     items = _all_pages(graph, f"{ELIGIBLE}?$filter=principalId eq '{ADA}'&$expand=roleDefinition")
     assert {i["roleDefinitionId"] for i in items} == {
-        EXCHANGE_ADMIN, PRIVILEGED_ROLE_ADMIN, GLOBAL_ADMIN, SECURITY_ADMIN}
+        EXCHANGE_ADMIN, PRIVILEGED_ROLE_ADMIN, CONDITIONAL_ACCESS_ADMIN, GLOBAL_ADMIN,
+        SECURITY_ADMIN}
     assert all(i["memberType"] == "Direct" and str(i["id"]).endswith("-1-e") for i in items)
     assert {i["roleDefinition"]["displayName"] for i in items} >= {"Exchange Administrator"}
 
@@ -98,7 +100,7 @@ def test_filter_by_current_user_needs_a_delegated_token(graph: Graph) -> None:
     path = f"{ELIGIBLE}/filterByCurrentUser(on='principal')"
     assert error_of(graph.get(path))[:2] == (400, "BadRequest")
     mine = _all_pages(_as_user(graph, "ada@contoso.example"), path)
-    assert len(mine) == 4 and all(i["principalId"] == ADA for i in mine)
+    assert len(mine) == 5 and all(i["principalId"] == ADA for i in mine)
 
 
 # --- activation lifecycle ---------------------------------------------------------------------

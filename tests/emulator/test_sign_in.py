@@ -444,9 +444,10 @@ def test_loopback_redirect_uris_match_on_any_port(
     ):
         response = http.get(_authorize_url(emulator, redirect_uri=uri, code_challenge=challenge))
         assert response.status_code == 200 and 'id="username"' in response.text, uri
+    # The demo app registers https for 127.0.0.1 and http for localhost, nothing else.
     wrong_scheme = http.get(
         _authorize_url(
-            emulator, redirect_uri="http://127.0.0.1:8443/auth/callback", code_challenge=challenge
+            emulator, redirect_uri="https://localhost:8443/auth/callback", code_challenge=challenge
         )
     )
     assert wrong_scheme.status_code == 400

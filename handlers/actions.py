@@ -10,10 +10,10 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.domain.elevation import Person
+from bot.use_cases import pim_approvals
 from bot.use_cases.services import (
     acknowledge_break_glass,
     approve_extension,
-    approve_request,
     cancel_request,
     deactivate_request,
     open_for_decision,
@@ -61,7 +61,10 @@ def handle_approve_button(
     deps: SlackDeps, ack: Ack, body: dict[str, Any], client: WebClient
 ) -> None:
     ack()
-    _act(deps, client, body, lambda person, rid: approve_request(rid, person, ports=deps.ports))
+    # pimbot's own approval, or (delegated mode) PIM's, decided in PIM as the approver.
+    _act(
+        deps, client, body, lambda person, rid: pim_approvals.approve(rid, person, ports=deps.ports)
+    )
 
 
 def handle_deny_button(deps: SlackDeps, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
@@ -163,8 +166,10 @@ def _open_deny_form(
     # The form shows requester, role and reason: authority is checked before it opens,
     # on the listener thread, since the trigger_id dies three seconds after the click.
     def open_form(person: Person) -> None:
-        request = open_for_decision(
-            _request_id(body), person, ports=deps.ports, extension=extension
+        request = (
+            open_for_decision(_request_id(body), person, ports=deps.ports, extension=True)
+            if extension
+            else pim_approvals.open_for_decision(_request_id(body), person, ports=deps.ports)
         )
         client.views_open(
             trigger_id=body["trigger_id"],

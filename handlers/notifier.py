@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 
 from slack_sdk import WebClient
@@ -23,7 +24,7 @@ from bot.domain.ports import (
     SlackDirectory,
     UnitOfWork,
 )
-from bot.domain.rules import ApproverKind, ApproverSpec, EffectiveRules
+from bot.domain.rules import PIM_APPROVERS, ApproverKind, ApproverSpec, EffectiveRules
 from bot.use_cases.approvers import DirectoryApproverResolver
 from handlers.blocks import (
     MessageContent,
@@ -43,6 +44,7 @@ APPROVER_CARD, INFO_CARD = "approver_card", "info_card"
 REVIEW_CARD = "review_card"  # break-glass: acknowledged after the fact, updated in place
 REVIEW_REMINDER = "review_reminder:"  # + the nudge round: a fresh message that pings
 EXTENSION_CARD = "ext_card:"  # + the extension round
+PIM_CARD = "pim_card:"  # + the stage of PIM's own approval it was posted for
 DM_PREFIX = "dm:"
 APPROVER_NUDGE = "approver_nudge"
 REPLY_PREFIX = "reply:"  # + event + extension count: a thread reply under an approver card
@@ -86,6 +88,10 @@ class SlackNotifier:
                 self._alert_break_glass(request, rules)
         else:
             self._update_cards(request, rules)
+        if event in (Event.AWAITING_PIM, Event.PIM_STAGE_APPROVED) and request.decidable_in_pim:
+            self._post_pim_cards(request, rules)
+        if event is Event.PIM_ESCALATED and request.decidable_in_pim:
+            self._post_pim_cards(request, rules, escalation=True)
         if event is Event.EXTENSION_REQUESTED:
             self._post_extension_cards(request, rules)
         if event is Event.NUDGE:
@@ -109,6 +115,8 @@ class SlackNotifier:
                 log.error("nobody to send the approval card to", extra={"request_id": request.id})
             for target in targets:
                 self._post(request, target, content, APPROVER_CARD)
+        elif rules.pim_decides(request.mode):
+            pass  # PIM runs the approval: its card goes out once PIM holds the request
         elif rules.approvals_channel and not request.break_glass:
             # Activated without approval: approvers still see it (break glass: review cards).
             self._post(request, rules.approvals_channel, info_card(request), INFO_CARD)
@@ -117,7 +125,7 @@ class SlackNotifier:
         with self._uow() as uow:
             posted = uow.messages.list_for_request(request.id)
         for message in posted:
-            if message.kind == APPROVER_CARD:
+            if message.kind == APPROVER_CARD or message.kind.startswith(PIM_CARD):
                 content = self._card(request, rules)
             elif message.kind == INFO_CARD:
                 content = info_card(request)
@@ -132,6 +140,33 @@ class SlackNotifier:
             else:
                 continue  # the requester's DMs are folded when the next one goes out
             self._update(message, content)
+
+    def _post_pim_cards(
+        self, request: ElevationRequest, rules: EffectiveRules, *, escalation: bool = False
+    ) -> None:
+        """The card for PIM's own approval, to the approvers PIM lists for the current stage
+        (users, and members of listed groups), in the approvals channel or by DM; on
+        escalation, to the stage's escalation approvers (always by DM: they were not asked)."""
+        assert request.pim_approval is not None
+        stage = request.pim_approval.stage
+        listed = rules.pim_stage(stage)
+        who = (listed.escalation_approvers if escalation else listed.approvers) if listed else ()
+        stage_rules = replace(rules, pim_approvers=who) if listed else rules
+        targets = (
+            [rules.approvals_channel]
+            if rules.approvals_channel and not escalation
+            else [
+                u
+                for u in self._approvers.slack_ids((PIM_APPROVERS,), stage_rules)
+                if u != request.requester.slack_user
+            ]
+        )
+        if not targets:
+            log.error("nobody to send PIM's approval card to", extra={"request_id": request.id})
+        content = self._card(request, rules)
+        kind = f"{PIM_CARD}{stage}" + (":escalation" if escalation else "")
+        for target in targets:
+            self._post(request, target, content, kind)
 
     def _post_extension_cards(self, request: ElevationRequest, rules: EffectiveRules) -> None:
         content = self._extension_card(request, request.extension.round)

@@ -9,10 +9,10 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.domain.errors import PimbotError, ValidationFailed
+from bot.use_cases import pim_approvals
 from bot.use_cases.services import (
     check_request,
     deny_extension,
-    deny_request,
     extend_request,
     store_request,
 )
@@ -74,7 +74,8 @@ def handle_request_modal_submission(
 def handle_deny_submission(
     deps: SlackDeps, ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
 ) -> None:
-    _deny(deps, ack, body, view, client, deny_request)
+    # pimbot's own approval, or (delegated mode) PIM's, denied in PIM as the approver.
+    _deny(deps, ack, body, view, client, pim_approvals.deny)
 
 
 def handle_deny_extension_submission(

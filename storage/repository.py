@@ -20,6 +20,7 @@ from bot.domain.elevation import (
     ElevationRequest,
     Extension,
     Person,
+    PimApproval,
     RequestStatus,
     Review,
     RoleRef,
@@ -820,6 +821,13 @@ def _to_row(request: ElevationRequest) -> RequestRow:
         **_extension_columns(request.extension),
         **_timer_columns(request.timers),
         **_review_columns(request.review),
+        pim_approval_id=request.pim_approval.approval_id if request.pim_approval else None,
+        pim_stage=request.pim_approval.stage if request.pim_approval else None,
+        pim_stages=request.pim_approval.stages if request.pim_approval else None,
+        pim_stage_started_at=(
+            request.pim_approval.stage_started_at if request.pim_approval else None
+        ),
+        pim_escalated=request.pim_approval.escalated if request.pim_approval else False,
     )
 
 
@@ -852,6 +860,17 @@ def _from_row(row: RequestRow, decisions: list[ApprovalDecision]) -> ElevationRe
         extension=_extension_from(row),
         timers=_timers_from(row),
         review=_review_from(row),
+        pim_approval=(
+            PimApproval(
+                row.pim_approval_id,
+                row.pim_stage or 1,
+                row.pim_stages or 1,
+                row.pim_stage_started_at,
+                row.pim_escalated,
+            )
+            if row.pim_approval_id
+            else None
+        ),
         decisions=decisions,
     )
 
@@ -937,6 +956,7 @@ def _decision_to_row(request_id: str, decision: ApprovalDecision) -> DecisionRow
         reason=decision.reason,
         decided_at=decision.at,
         round=decision.round,
+        pim_stage=decision.pim_stage,
     )
 
 
@@ -944,7 +964,9 @@ def _decision_from_row(row: DecisionRow) -> ApprovalDecision:
     approver = Person(
         row.approver_team, row.approver_user, row.approver_entra_id, row.approver_name
     )
-    return ApprovalDecision(approver, Decision(row.decision), row.decided_at, row.reason, row.round)
+    return ApprovalDecision(
+        approver, Decision(row.decision), row.decided_at, row.reason, row.round, row.pim_stage
+    )
 
 
 def _chained_fields(entry: AuditEntry) -> ChainedFields:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -122,6 +123,12 @@ class RequestRow(Base):
         String(16), nullable=False, server_default="broker"
     )
     tenant_id: Mapped[str | None] = mapped_column(String(255))
+    # Delegated mode: PIM's own approval of the activation, and its stage waiting now.
+    pim_approval_id: Mapped[str | None] = mapped_column(String(128))
+    pim_stage: Mapped[int | None] = mapped_column(Integer)
+    pim_stages: Mapped[int | None] = mapped_column(Integer)
+    pim_stage_started_at: Mapped[datetime | None]
+    pim_escalated: Mapped[bool] = mapped_column(nullable=False, server_default=false())
     # Claim-and-lease for the scheduler's sweep: one replica owns a due row until lease_until.
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None]
@@ -168,15 +175,18 @@ class DecisionRow(Base):
     decided_at: Mapped[datetime] = mapped_column(nullable=False)
     # 0 for the request itself, n for its n-th extension asked with approval.
     round: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # n > 0: made in PIM, for the n-th stage of PIM's own approval (delegated mode).
+    pim_stage: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
 
     __table_args__ = (
-        # One decision per person per round: quorum counts distinct people.
+        # One decision per person per round (and PIM stage): quorum counts distinct people.
         UniqueConstraint(
             "request_id",
             "round",
+            "pim_stage",
             "approver_team",
             "approver_user",
-            name="uq_approval_decisions_request_round_approver",
+            name="uq_approval_decisions_request_round_stage_approver",
         ),
     )
 

@@ -386,6 +386,7 @@ def build_delegation(
         sealer=FernetSealer.from_setting(settings.token_key.get_secret_value()),
         messages=SlackSignInMessages(client=web, directory=directory),
         pim_as=graph.acting_as,
+        approvals_as=graph.acting_as,
         home_tenant=settings.azure_tenant_id,
         allowed_tenants=frozenset(settings.tenants),
         link_ttl=settings.signin_link_ttl,

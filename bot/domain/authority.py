@@ -46,9 +46,7 @@ class ApproverSet:
 
 def is_same_person(a: Person, b: Person) -> bool:
     """Two Slack accounts are the same person when their Slack ids or their Entra ids match."""
-    if a.slack_team == b.slack_team and a.slack_user == b.slack_user:
-        return True
-    return a.entra_id is not None and a.entra_id == b.entra_id
+    return a.is_same_as(b)
 
 
 def check_may_decide(request: ElevationRequest, actor: Person, approvers: ApproverSet) -> None:

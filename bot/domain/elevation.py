@@ -76,6 +76,9 @@ class Event(StrEnum):
     EXTENDED = "extended"
     # PIM's end moved outside pimbot (an admin in the portal) and pimbot adopted it.
     END_MOVED = "end_moved"
+    # Delegated mode: a stage of PIM's own approval was approved; the next stage's turn.
+    PIM_STAGE_APPROVED = "pim_stage_approved"
+    PIM_ESCALATED = "pim_escalated"  # the stage's escalation approvers may decide now
     EXTENSION_REQUESTED = "extension_requested"
     EXTENSION_DENIED = "extension_denied"
     DEACTIVATION_SCHEDULED = "deactivation_scheduled"
@@ -172,6 +175,12 @@ class Person:
     def mention(self) -> str:
         return f"<@{self.slack_user}>"
 
+    def is_same_as(self, other: Person) -> bool:
+        """Two Slack accounts are the same person when their Slack ids or Entra ids match."""
+        if self.slack_team == other.slack_team and self.slack_user == other.slack_user:
+            return True
+        return self.entra_id is not None and self.entra_id == other.entra_id
+
 
 SYSTEM = Person(slack_team="pimbot", slack_user="pimbot", display_name="pimbot")
 
@@ -203,6 +212,8 @@ class ApprovalDecision:
     at: datetime
     reason: str | None = None
     round: int = 0  # 0: the request itself; n > 0: its n-th extension
+    # n > 0: the decision was made in PIM (delegated mode), for the n-th stage of its approval.
+    pim_stage: int = 0
 
 
 @dataclass(frozen=True)
@@ -248,6 +259,18 @@ class Timers:
 
 
 @dataclass(frozen=True)
+class PimApproval:
+    """PIM's own approval of a self-activation (delegated mode): its id and where it stands.
+    Stages are serial; ``stage`` is the one waiting now (1-based)."""
+
+    approval_id: str
+    stage: int = 1
+    stages: int = 1
+    stage_started_at: datetime | None = None  # when the current stage began
+    escalated: bool = False  # the current stage's escalation approvers were brought in
+
+
+@dataclass(frozen=True)
 class Review:
     """An approver acknowledged a break-glass activation after the fact."""
 
@@ -287,6 +310,8 @@ class ElevationRequest:
     # Break-glass: an approver must acknowledge it after the fact (``timers.review_due_at``
     # nudges until one does).
     review: Review | None = None
+    # Delegated mode: PIM runs its own approval of the activation (``awaiting_pim``).
+    pim_approval: PimApproval | None = None
     decisions: list[ApprovalDecision] = field(default_factory=list)
     # Filled by the methods below, drained by the repository in the same transaction.
     new_audit_entries: list[AuditEntry] = field(default_factory=list)
@@ -459,11 +484,60 @@ class ElevationRequest:
         self.graph_request_id = graph_request_id
         self._tell(Event.SCHEDULED, at)
 
-    def await_pim(self, *, graph_request_id: str, at: datetime) -> None:
+    def await_pim(
+        self,
+        *,
+        graph_request_id: str,
+        at: datetime,
+        approval_id: str | None = None,
+        stages: int = 1,
+    ) -> None:
         """Delegated mode: PIM took the activation but runs its own approval first."""
         self._move(Action.AWAIT_PIM, SYSTEM.key, at, "waiting for PIM's own approval")
         self.graph_request_id = graph_request_id
+        if approval_id:
+            self.pim_approval = PimApproval(approval_id, 1, max(1, stages), at)
         self._tell(Event.AWAITING_PIM, at)
+
+    @property
+    def decidable_in_pim(self) -> bool:
+        """PIM waits for an approver, and pimbot knows PIM's approval to decide it from Slack."""
+        return self.status is S.AWAITING_PIM and self.pim_approval is not None
+
+    def record_pim_review(
+        self, approver: Person, decision: Decision, *, at: datetime, reason: str | None = None
+    ) -> None:
+        """An approver decided the current stage of PIM's approval, in PIM, as themselves.
+
+        A denial ends the request at once (PIM denies it too). Approving a stage that is not
+        the last moves to the next one (its approvers get the card); the last one leaves PIM
+        to provision the role, which the activation that follows records."""
+        if not self.decidable_in_pim:
+            raise AlreadyDecided("PIM is no longer waiting for an approval of this request.")
+        if approver.is_same_as(self.requester):
+            raise NotAuthorized("Nobody approves their own request.")
+        assert self.pim_approval is not None
+        stage = self.pim_approval.stage
+        if any(d.pim_stage == stage and d.approver.is_same_as(approver) for d in self.decisions):
+            raise AlreadyDecided("You already decided this stage.")
+        made = ApprovalDecision(approver, decision, at, reason, 0, stage)
+        self.decisions.append(made)
+        self.new_decisions.append(made)
+        of = f"stage {stage} of {self.pim_approval.stages}"
+        if decision is Decision.DENY:
+            self.deny_reason = reason
+            self._move(Action.DENY, approver.key, at, f"denied in PIM ({of}): {reason or ''}")
+            self.decided_at = at
+            self._tell(Event.DENIED, at)
+            return
+        self._audit(approver.key, "pim_stage_approved", self.status, self.status, at, of)
+        if stage < self.pim_approval.stages:
+            self.pim_approval = replace(
+                self.pim_approval, stage=stage + 1, stage_started_at=at, escalated=False
+            )
+            self._tell(Event.PIM_STAGE_APPROVED, at)
+        else:
+            self._tell(Event.APPROVAL_RECORDED, at)
 
     def close_in_pim(self, *, outcome: str, at: datetime) -> None:
         """PIM ended its own approval without activating: ``Denied``, ``Canceled``,
@@ -480,6 +554,24 @@ class ElevationRequest:
         self._move(Action.FAIL, SYSTEM.key, at, reason)
         self.failure_reason = reason
         self._tell(Event.FAILED, at)
+
+    def escalate_pim_stage(self, *, at: datetime) -> None:
+        """The current stage went unanswered for its escalation time: PIM lets its escalation
+        approvers decide too, and pimbot brings them the card at the same moment."""
+        if not self.decidable_in_pim or self.pim_approval is None:
+            raise InvalidTransition("PIM is not waiting for an approval of this request.")
+        if self.pim_approval.escalated:
+            raise AlreadyDecided("This stage was escalated already.")
+        self.pim_approval = replace(self.pim_approval, escalated=True)
+        self._audit(
+            SYSTEM.key,
+            "pim_stage_escalated",
+            self.status,
+            self.status,
+            at,
+            f"stage {self.pim_approval.stage} of {self.pim_approval.stages}",
+        )
+        self._tell(Event.PIM_ESCALATED, at)
 
     def ask_sign_in(self, *, why: str, at: datetime) -> None:
         """Delegated mode: activating as the requester needs a (fresh) sign-in of theirs; the

@@ -97,6 +97,7 @@ class ActivationResult:
     status: str  # Graph's exact string: Provisioned, Granted, PendingApproval, ...
     starts_at: datetime | None
     ends_at: datetime | None
+    approval_id: str | None = None  # PIM's own approval, when the request waits for one
 
     @property
     def is_granted(self) -> bool:
@@ -152,6 +153,36 @@ class AccessPolicies(Protocol):
     def for_role(self, role_definition_id: str) -> list[AccessPolicy] | None:
         """The policies that target this directory role; None when pimbot may not read them
         (no Policy.Read.All) or Graph did not answer: then nothing is said."""
+        ...
+
+
+@dataclass(frozen=True)
+class ApprovalStageView:
+    """One stage of PIM's approval as the calling approver sees it."""
+
+    id: str
+    status: str  # NotStarted | InProgress | Completed | Expired ...
+    review_result: str  # NotReviewed | Approve(d) | Deny/Denied
+    assigned_to_me: bool
+    reviewed_by: str | None = None  # display name (or id) of who decided it
+    justification: str | None = None
+
+
+class PimApprovals(Protocol):
+    """PIM's own approval of a request, read and decided *as an approver* (their own token):
+    PIM records the approver, and applies its rules to them."""
+
+    def approval_stages(self, approval_id: str) -> list[ApprovalStageView]: ...
+
+    def review_stage(
+        self, approval_id: str, stage_id: str, *, approve: bool, justification: str
+    ) -> None:
+        """NotAuthorized when PIM says the caller may not decide it; AlreadyDecided when
+        another approver decided the stage first."""
+        ...
+
+    def cancel_request(self, graph_request_id: str) -> None:
+        """The requester withdraws a schedule request PIM still holds for its approval."""
         ...
 
 

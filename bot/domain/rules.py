@@ -90,6 +90,17 @@ class PimApprover:
 
 
 @dataclass(frozen=True)
+class PimApprovalStage:
+    """One stage of PIM's own approval (``approvalStages``; serial when there are several)."""
+
+    approvers: tuple[PimApprover, ...]
+    escalation_approvers: tuple[PimApprover, ...] = ()
+    escalation_after: timedelta | None = None  # isEscalationEnabled + escalationTimeInMinutes
+    times_out_after: timedelta | None = None  # approvalStageTimeOutInDays
+    justification_required: bool = False  # isApproverJustificationRequired
+
+
+@dataclass(frozen=True)
 class RoleSettings:
     """A role's PIM settings for end-user activation (Graph's roleManagementPolicy rules)."""
 
@@ -103,6 +114,7 @@ class RoleSettings:
     approval_required_for_extension: bool = False
     approvers: tuple[PimApprover, ...] = ()
     policy_id: str | None = None
+    approval_stages: tuple[PimApprovalStage, ...] = ()
 
 
 class ApproverKind(StrEnum):
@@ -199,6 +211,26 @@ class EffectiveRules:
     self_extension_up_to: timedelta | None = None
     approver_link: ApproverLink = ApproverLink.ANY
     pinned_mode: ActivationMode | None = None  # the policy file's ``mode`` for this role
+    # PIM's own approval stages (serial), and whether the policy file demands an approval in
+    # Slack of its own (``approval: required``) besides PIM's.
+    pim_approval_stages: tuple[PimApprovalStage, ...] = ()
+    approval_by_policy: bool = False
+
+    def pim_decides(self, mode: ActivationMode) -> bool:
+        """Activated as the person, PIM runs the approval itself (its approvers decide it from
+        Slack, as themselves); pimbot asks for no approval of its own unless the policy file
+        demands one."""
+        return (
+            mode is ActivationMode.DELEGATED
+            and self.pim_approval_required
+            and not self.approval_by_policy
+        )
+
+    def pim_stage(self, number: int) -> PimApprovalStage | None:
+        """The ``number``-th stage (1-based) of PIM's approval, when PIM's settings list it."""
+        if 1 <= number <= len(self.pim_approval_stages):
+            return self.pim_approval_stages[number - 1]
+        return None
 
     @property
     def needs_user_proof(self) -> bool:
@@ -263,6 +295,8 @@ def effective_rules(
         self_extension_up_to=policy.self_extension_up_to,
         approver_link=policy.approver_link,
         pinned_mode=policy.mode,
+        pim_approval_stages=settings.approval_stages,
+        approval_by_policy=policy.approval is ApprovalMode.REQUIRED,
     )
 
 

@@ -17,8 +17,16 @@ from bot.domain.errors import (
     SignInFailed,
 )
 from bot.domain.ports import CompletedSignIn, IdentityLink, SignInLink, StoredSignIn
+from bot.use_cases.pim_approvals import decide_after_sign_in
 from bot.use_cases.services import Ports, list_eligible_roles, mode_for, resume_after_sign_in
-from bot.use_cases.signing_in import CONNECT, STEP_UP, Delegation, make_sign_in_link, open_link
+from bot.use_cases.signing_in import (
+    CONNECT,
+    PIM_DECISION,
+    STEP_UP,
+    Delegation,
+    make_sign_in_link,
+    open_link,
+)
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +148,17 @@ def complete_sign_in(state: str, params: dict[str, str], *, ports: Ports) -> Sig
         + (f", acrs {','.join(done.acrs)}" if done.acrs else ""),
         actor=actor,
     )
-    person = Person(link.slack_team, link.slack_user, done.entra_id)
+    person = Person(link.slack_team, link.slack_user, done.entra_id, done.display_name)
+    if link.purpose == PIM_DECISION and link.request_id is not None:
+        decided = decide_after_sign_in(link.request_id, person, expect, ports=ports)
+        words = (
+            "Your decision is recorded in PIM."
+            if decided is not None
+            else "PIM had already moved on; see Slack for where the request stands."
+        )
+        return SignInOutcome(
+            True, f"Connected as {done.username}", f"{words} You can close this tab.", done.username
+        )
     resumed = _resume(link, person, ports)
     try:
         delegation.messages.signed_in(person, stored, resumed=resumed)

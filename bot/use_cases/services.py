@@ -202,6 +202,10 @@ def store_request(checked: CheckedRequest, *, ports: Ports) -> ElevationRequest:
                 why="break-glass: activated without waiting for approval",
             )
             request.open_review(due=now + ports.review_nudge_every, at=now)
+        elif rules.pim_decides(checked.mode):
+            # Its approvers decide it in PIM, from Slack, once pimbot has asked PIM as the
+            # requester: pimbot adds no approval round of its own.
+            request.auto_approve(actor="pimbot", at=now, why="PIM runs its own approval")
         elif not rules.approval_required:
             request.auto_approve(actor="pimbot", at=now, why="no approval required for this role")
         try:
@@ -342,7 +346,21 @@ def nudge_break_glass_review(request_id: str, *, ports: Ports) -> ElevationReque
 
 
 def cancel_request(request_id: str, actor: Person, *, ports: Ports) -> ElevationRequest:
-    """The requester withdraws a request that is not active yet."""
+    """The requester withdraws a request that is not active yet. One PIM holds for its own
+    approval is cancelled in PIM first, as the requester (PIM's ``cancel``), so its approvers
+    are not left deciding a request nobody wants."""
+    request = load_request(request_id, ports)
+    check_is_requester(request, actor)
+    next_status(request.status, LifecycleAction.CANCEL)  # refuse early what cannot be cancelled
+    delegation = ports.delegation
+    if (
+        request.status is RequestStatus.AWAITING_PIM
+        and delegation is not None
+        and request.graph_request_id is not None
+    ):
+        tenant = request.tenant or delegation.home_tenant
+        token = PersonToken(delegation, ports.uow, ports.clock, request.requester, tenant)
+        delegation.approvals_as(token).cancel_request(request.graph_request_id)
     now = ports.clock.now()
     return change_request(request_id, lambda req: req.cancel(actor, at=now), ports)
 
@@ -458,9 +476,15 @@ def _activate_as_requester(
         return _fail(request.id, exc.user_message, ports)
     if result.status.lower().startswith("pending"):
         now = ports.clock.now()
+        stages = max(1, len(rules.pim_approval_stages))
         return change_request(
             request.id,
-            lambda req: req.await_pim(graph_request_id=result.graph_request_id, at=now),
+            lambda req: req.await_pim(
+                graph_request_id=result.graph_request_id,
+                at=now,
+                approval_id=result.approval_id,
+                stages=stages,
+            ),
             ports,
         )
     return record_activation(request.id, result, rules, ports=ports)

@@ -18,6 +18,7 @@ from bot.domain.elevation import AuditEntry, Person
 from bot.domain.errors import PimbotError, SealBroken, SignInRequired
 from bot.domain.ports import (
     Clock,
+    PimApprovals,
     PimClient,
     Sealer,
     SignInLink,
@@ -30,7 +31,9 @@ from bot.domain.ports import (
 
 log = logging.getLogger(__name__)
 
-CONNECT, STEP_UP = "connect", "step_up"
+# Why a sign-in link was made: to connect, to step up for an activation, or to let an
+# approver decide PIM's approval as themselves.
+CONNECT, STEP_UP, PIM_DECISION = "connect", "step_up", "pim_decision"
 DEFAULT_LINK_TTL = timedelta(minutes=10)
 
 
@@ -41,8 +44,10 @@ class Delegation:
     sign_in: SignInService
     sealer: Sealer
     messages: SignInMessages
-    # The Graph PIM client acting as whoever the token source signs in as (selfActivate).
+    # The Graph PIM client acting as whoever the token source signs in as (selfActivate),
+    # and PIM's approvals as that person (an approver deciding).
     pim_as: Callable[[TokenSource], PimClient]
+    approvals_as: Callable[[TokenSource], PimApprovals]
     home_tenant: str
     allowed_tenants: frozenset[str] = frozenset()
     link_ttl: timedelta = DEFAULT_LINK_TTL

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from bot.domain.elevation import ElevationRequest, RequestStatus
 from bot.domain.errors import PimUnavailable
 from bot.domain.ports import ActivationResult, ActiveAssignment
+from bot.domain.rules import EffectiveRules
 from bot.use_cases.services import (
     Ports,
     activate_request,
@@ -163,16 +164,32 @@ def follow_pim_approval(request_id: str, *, ports: Ports) -> ElevationRequest:
         log.info("PIM's approval not read: %s", exc.user_message, extra={"request_id": request_id})
         return request
     status = result.status.lower()
+    rules = ports.rules.rules_for(request.role)
     if result.is_granted:
-        return record_activation(
-            request_id, result, ports.rules.rules_for(request.role), ports=ports
-        )
+        return record_activation(request_id, result, rules, ports=ports)
     if status.startswith("pending"):
-        return request
+        return _escalate_when_due(request, rules, ports)
     now = ports.clock.now()
     return change_request(
         request_id, lambda req: req.close_in_pim(outcome=result.status, at=now), ports
     )
+
+
+def _escalate_when_due(
+    request: ElevationRequest, rules: EffectiveRules, ports: Ports
+) -> ElevationRequest:
+    """PIM lets a stage's escalation approvers decide once it has gone unanswered for its
+    escalation time; pimbot brings them the card at that moment."""
+    approval = request.pim_approval
+    if approval is None or approval.escalated or approval.stage_started_at is None:
+        return request
+    stage = rules.pim_stage(approval.stage)
+    if stage is None or stage.escalation_after is None or not stage.escalation_approvers:
+        return request
+    now = ports.clock.now()
+    if now < approval.stage_started_at + stage.escalation_after:
+        return request
+    return change_request(request.id, lambda req: req.escalate_pim_stage(at=now), ports)
 
 
 def time_out_sign_in(request_id: str, *, ports: Ports) -> ElevationRequest:

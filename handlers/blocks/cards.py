@@ -46,8 +46,15 @@ def request_card(
     extensions = extensions_line(request)
     if extensions:
         blocks.append(context(extensions))
-    if request.status is RequestStatus.PENDING_APPROVAL:
+    if request.status is RequestStatus.PENDING_APPROVAL or request.decidable_in_pim:
         blocks.append(_decision_buttons(request))
+    if request.decidable_in_pim:
+        blocks.append(
+            context(
+                "Your click decides it *in PIM, as you*: PIM checks you are an approver of "
+                "this stage and records your name."
+            )
+        )
     label = STATUS_LABELS[request.status]
     fallback = (
         f"{mention(request.requester)} requests {role} for {humanize(request.duration)}"
@@ -307,6 +314,15 @@ def _status_detail(request: ElevationRequest, approved: int, needed: int) -> str
         return "by the requester"
     if request.timed_out:
         return "nobody decided in time"
+    if status is RequestStatus.AWAITING_PIM and request.pim_approval is not None:
+        approval = request.pim_approval
+        done = [
+            f"stage {d.pim_stage} approved by {mention(d.approver)}"
+            for d in request.decisions
+            if d.pim_stage and d.decision is Decision.APPROVE
+        ]
+        where = f"stage {approval.stage} of {approval.stages}"
+        return " · ".join([where, *done])
     parts = [f"approved by {approvers}"] if approvers else []
     if status is RequestStatus.ACTIVE and request.ends_at:
         parts.append(f"until {slack_date(request.ends_at)}")

@@ -163,10 +163,20 @@ def _sign_in_needed(r: ElevationRequest, role: str, tz: str | None) -> str:
     )
 
 
+def _pim_stage_approved(r: ElevationRequest, role: str, tz: str | None) -> str:
+    approval = r.pim_approval
+    stage = f"stage {approval.stage - 1} of {approval.stages}" if approval else "a stage"
+    return (
+        f":white_check_mark: {stage} of PIM's approval for {role} is approved; "
+        "its next approvers have the card now."
+    )
+
+
 def _awaiting_pim(r: ElevationRequest, role: str, tz: str | None) -> str:
     return (
         f":hourglass: PIM runs its own approval for {role}: waiting for approval in PIM. "
-        "I will tell you here when it is decided (in Slack, the Azure portal or by email)."
+        "Its approvers have the card in Slack; I will tell you here when it is decided (in "
+        "Slack, the Azure portal or by email)."
     )
 
 
@@ -262,6 +272,7 @@ _HEADLINES: dict[Event, Callable[[ElevationRequest, str, str | None], str]] = {
     Event.SCHEDULED: _scheduled,
     Event.SIGN_IN_NEEDED: _sign_in_needed,
     Event.AWAITING_PIM: _awaiting_pim,
+    Event.PIM_STAGE_APPROVED: _pim_stage_approved,
     Event.ACTIVE: _active,
     Event.FAILED: _failed,
     Event.EXTENDED: _extended,
@@ -304,6 +315,7 @@ def _buttons(request: ElevationRequest) -> ActionsBlock | None:
         RequestStatus.PENDING_APPROVAL,
         RequestStatus.SCHEDULED,
         RequestStatus.AWAITING_SIGN_IN,
+        RequestStatus.AWAITING_PIM,
     ):
         return ActionsBlock(
             block_id=BlockId.REQUESTER_ACTIONS.value,

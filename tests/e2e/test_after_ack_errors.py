@@ -86,14 +86,14 @@ SURFACES: dict[str, tuple[str, Setup, Act, str, str]] = {
     # name: (what breaks, set-up, act, who is told, the Slack method that tells them)
     "slash command": ("handlers.commands.list_my_requests", _nothing, _status, ADA, "response_url"),
     "approve button": (
-        "handlers.actions.approve_request",
+        "bot.use_cases.pim_approvals.approve",
         _pending_card,
         _click("pim-approve", GRACE),
         GRACE,
         "chat.postEphemeral",
     ),
     "deny button (opens the form)": (
-        "handlers.actions.open_for_decision",
+        "bot.use_cases.pim_approvals.open_for_decision",
         _pending_card,
         _click("pim-deny", GRACE),
         GRACE,
@@ -121,7 +121,7 @@ SURFACES: dict[str, tuple[str, Setup, Act, str, str]] = {
         "chat.postMessage",
     ),
     "deny reason submission": (
-        "handlers.views.deny_request",
+        "bot.use_cases.pim_approvals.deny",
         _open_deny_form,
         _submit_deny,
         GRACE,

@@ -19,6 +19,7 @@ SECURITY_ADMIN = "194ae4cb-b126-40b2-bd5b-6091b380977d"  # authentication contex
 PEOPLE = {
     "ada": ("ada@contoso.example", "emulator-password-ada", "246810"),
     "grace": ("grace@contoso.example", "emulator-password-grace", "135790"),
+    "alan": ("alan@contoso.example", "emulator-password-alan", None),  # no MFA method
 }
 SIGN_IN_BUTTON = "pim-sign-in-link"
 
@@ -52,7 +53,7 @@ def finish_sign_in(
         url,
         username=username,
         password=password,
-        mfa_code=code if mfa else None,
+        mfa_code=code if mfa and code else None,
         verify=stack.emu.client_ssl_context(),
     )
     assert answer.redirect_uri == stack.public_url + "/auth/callback", answer

@@ -15,7 +15,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser.conftest import emulator_pin, launch_chromium, save_screenshot
-from tests.e2e.conftest import ADA, ADA_ENTRA, GLOBAL_ADMIN, Stack
+from tests.e2e.conftest import ADA, ADA_ENTRA, GLOBAL_ADMIN, GRACE, PRA, Stack
 from tests.e2e.test_delegated import PEOPLE, SECURITY_ADMIN, self_requests, sign_in_link
 
 
@@ -102,3 +102,29 @@ def test_the_wrong_account_in_a_browser_gets_a_clear_refusal_page(
     assert heading == "Signed in with the wrong account"
     assert "Nothing was stored" in browser.page_source
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
+
+
+def test_grace_approves_pims_approval_after_signing_in_in_a_browser(
+    make_stack: Callable[..., Stack], tmp_path: Path
+) -> None:
+    from tests.e2e.test_pim_approvals import GRACE_ENTRA, PINNED, _ask, _pim_card, _steps
+
+    stack = make_stack(PINNED, delegated=True)
+    driver = launch_chromium(tmp_path / "grace", trusted_pins=(emulator_pin(stack.emu),))
+    try:
+        stack.sender.command("/pim", "connect", user=ADA)
+        sign_in_in_browser(driver, sign_in_link(stack, ADA))
+        driver.delete_all_cookies()
+        _ask(stack, PRA)
+        stack.sender.click("pim-approve", user=GRACE, message=_pim_card(stack))
+        heading = sign_in_in_browser(driver, sign_in_link(stack, GRACE), "grace")
+        save_screenshot(driver, "callback-approver-decided")
+        assert heading == "Connected as grace@contoso.example"
+        assert "Your decision is recorded in PIM" in driver.page_source
+    finally:
+        driver.quit()
+    [step] = _steps(stack)
+    assert step["reviewResult"] == "Approve" and step["reviewedBy"]["id"] == GRACE_ENTRA
+    stack.wait(lambda: any("is active until" in t for t in stack.dm_texts(ADA)), what="active")
+    [made] = self_requests(stack, "selfActivate")
+    assert made["principalId"] == ADA_ENTRA

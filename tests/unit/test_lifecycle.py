@@ -10,7 +10,9 @@ from bot.domain.elevation import (
     TERMINAL_STATUSES,
     TRANSITIONS,
     Action,
+    Decision,
     ElevationRequest,
+    Person,
     RequestStatus,
     next_status,
 )
@@ -183,3 +185,44 @@ def test_timed_out_means_closed_undecided_and_nothing_else() -> None:
     assert lapsed.status is ended.status is RequestStatus.EXPIRED
     with pytest.raises(AlreadyDecided, match="timed out before anyone decided"):
         lapsed.approve(GRACE, at=T0 + timedelta(hours=25))
+
+
+def _held_by_pim(stages: int = 2) -> ElevationRequest:
+    request = _request()
+    request.auto_approve(actor="pimbot", at=T0, why="PIM runs its own approval")
+    request.await_pim(graph_request_id="g", at=T0, approval_id="approval-1", stages=stages)
+    return request
+
+
+def test_pims_stages_move_on_one_approval_at_a_time() -> None:
+    request = _held_by_pim(stages=2)
+    assert request.decidable_in_pim and request.pim_approval is not None
+    request.record_pim_review(GRACE, Decision.APPROVE, at=T0)
+    assert request.pim_approval.stage == 2 and request.status is RequestStatus.AWAITING_PIM
+    request.record_pim_review(ALAN, Decision.APPROVE, at=T0)
+    assert request.pim_approval.stage == 2  # the last stage: PIM provisions, pimbot follows
+    assert [(d.pim_stage, d.approver.slack_user) for d in request.decisions] == [
+        (1, GRACE.slack_user),
+        (2, ALAN.slack_user),
+    ]
+    with pytest.raises(AlreadyDecided):
+        request.record_pim_review(ALAN, Decision.APPROVE, at=T0)
+
+
+def test_nobody_decides_pims_approval_of_their_own_request() -> None:
+    request = _held_by_pim()
+    with pytest.raises(NotAuthorized):
+        request.record_pim_review(ADA, Decision.APPROVE, at=T0)
+    same_entra = Person("T0OTHER", "U0ADA2", ADA.entra_id)
+    with pytest.raises(NotAuthorized):
+        request.record_pim_review(same_entra, Decision.APPROVE, at=T0)
+    assert request.decisions == []
+
+
+def test_a_denial_at_any_stage_ends_the_request() -> None:
+    request = _held_by_pim(stages=2)
+    request.record_pim_review(GRACE, Decision.APPROVE, at=T0)
+    request.record_pim_review(ALAN, Decision.DENY, at=T0, reason="not during the freeze")
+    assert request.status is RequestStatus.DENIED
+    assert request.deny_reason == "not during the freeze"
+    assert not request.decidable_in_pim

@@ -17,6 +17,7 @@ from bot.domain.elevation import (
     SYSTEM,
     TRANSITIONS,
     Action,
+    Decision,
     ElevationRequest,
     Event,
     RequestStatus,
@@ -62,7 +63,10 @@ _PATHS: dict[RequestStatus, list[Step]] = {
             at=T0,
         ),
     ],
-    S.AWAITING_PIM: [_approved, lambda r: r.await_pim(graph_request_id="g", at=T0)],
+    S.AWAITING_PIM: [
+        _approved,
+        lambda r: r.await_pim(graph_request_id="g", at=T0, approval_id="a", stages=2),
+    ],
     S.AWAITING_SIGN_IN: [_approved, lambda r: r.ask_sign_in(why="MFA", at=T0)],
     S.ACTIVE: [_approved, _active],
     S.EXPIRED: [_approved, _active, lambda r: r.expire(at=T0)],
@@ -94,6 +98,11 @@ BY_ACTION: dict[Action, dict[str, tuple[Step, list[Event]]]] = {
         "deny": (lambda r: r.deny(GRACE, reason="not now", at=AT), [E.DENIED]),
         # PIM's own approver said no (in Slack, the portal or by email): the sweep follows.
         "close_in_pim": (lambda r: r.close_in_pim(outcome="Denied", at=AT), [E.DENIED]),
+        # An approver denied PIM's approval from Slack, in PIM, as themselves.
+        "record_pim_review": (
+            lambda r: r.record_pim_review(GRACE, Decision.DENY, at=AT, reason="no"),
+            [E.DENIED],
+        ),
     },
     A.CANCEL: {"cancel": (lambda r: r.cancel(ADA, at=AT), [E.CANCELLED])},
     A.TIME_OUT: {"time_out": (lambda r: r.time_out(at=AT), [E.TIMED_OUT])},
@@ -134,6 +143,7 @@ BY_ACTION: dict[Action, dict[str, tuple[Step, list[Event]]]] = {
 NOT_REACHABLE_YET = {
     (S.AWAITING_PIM, A.DENY, "deny"),
     (S.PENDING_APPROVAL, A.DENY, "close_in_pim"),
+    (S.PENDING_APPROVAL, A.DENY, "record_pim_review"),
     (S.APPROVED, A.FAIL, "close_in_pim"),
     (S.SCHEDULED, A.FAIL, "close_in_pim"),
     (S.AWAITING_SIGN_IN, A.FAIL, "close_in_pim"),
@@ -194,6 +204,13 @@ def test_an_approval_short_of_quorum_records_that_it_was_counted() -> None:
     assert request.new_events == [E.APPROVAL_RECORDED]
     assert request.approve(ALAN, at=AT) is True
     assert request.new_events == [E.APPROVAL_RECORDED, E.APPROVED]
+
+
+def _last_pim_stage() -> ElevationRequest:
+    request = in_status(S.AWAITING_PIM)
+    request.record_pim_review(GRACE, Decision.APPROVE, at=AT)
+    request.new_events.clear()
+    return request
 
 
 def _active_awaiting_extension(quorum: int = 1) -> ElevationRequest:
@@ -257,6 +274,21 @@ NON_STATUS: dict[str, tuple[Callable[[], ElevationRequest], Step, list[Event]]] 
         lambda: in_status(S.ACTIVE),
         lambda r: r.schedule_deactivation(ADA, when=AT + timedelta(minutes=5), at=AT),
         [E.DEACTIVATION_SCHEDULED],
+    ),
+    "record_pim_review": (
+        lambda: in_status(S.AWAITING_PIM),
+        lambda r: r.record_pim_review(GRACE, Decision.APPROVE, at=AT),
+        [E.PIM_STAGE_APPROVED],  # stage 1 of 2: the next stage's approvers get the card
+    ),
+    "record_pim_review of the last stage": (
+        lambda: _last_pim_stage(),
+        lambda r: r.record_pim_review(ALAN, Decision.APPROVE, at=AT),
+        [E.APPROVAL_RECORDED],  # PIM provisions; the activation that follows says ACTIVE
+    ),
+    "escalate_pim_stage": (
+        lambda: in_status(S.AWAITING_PIM),
+        lambda r: r.escalate_pim_stage(at=AT),
+        [E.PIM_ESCALATED],  # the stage's escalation approvers get the card
     ),
     "mark_reminded": (
         lambda: in_status(S.ACTIVE),

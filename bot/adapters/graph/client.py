@@ -28,12 +28,20 @@ from bot.adapters.graph.transport import (
 )
 from bot.domain.durations import to_iso8601
 from bot.domain.elevation import RoleRef, Ticket
-from bot.domain.errors import AssignmentExists, AssignmentNotFound, PimRejected, PimUnavailable
+from bot.domain.errors import (
+    AlreadyDecided,
+    AssignmentExists,
+    AssignmentNotFound,
+    NotAuthorized,
+    PimRejected,
+    PimUnavailable,
+)
 from bot.domain.ports import (
     AccessPolicy,
     ActivationRequest,
     ActivationResult,
     ActiveAssignment,
+    ApprovalStageView,
     DirectoryUser,
     EligibleRole,
     PimClient,
@@ -235,6 +243,42 @@ class GraphPimClient:
                 policies.append(policy)
         return policies
 
+    # --- PIM's own approvals (delegated: as the approver) ------------------------------------
+
+    def approval_stages(self, approval_id: str) -> list[ApprovalStageView]:
+        """The steps (stages) of PIM's approval of an Entra role activation, as the caller
+        sees them: those started so far, each with ``assignedToMe`` for the caller."""
+        path = f"{self._approvals_url()}/{odata.segment(approval_id)}/steps"
+        return [
+            stage
+            for obj in self._pages(path, {})
+            if (stage := parsing.approval_stage(obj)) is not None
+        ]
+
+    def review_stage(
+        self, approval_id: str, stage_id: str, *, approve: bool, justification: str
+    ) -> None:
+        path = (
+            f"{self._approvals_url()}/{odata.segment(approval_id)}/steps/{odata.segment(stage_id)}"
+        )
+        body = {"reviewResult": "Approve" if approve else "Deny", "justification": justification}
+        response = self._transport.request("PATCH", path, json=body, retry=Retry.CREATE)
+        if response.status_code == 403:
+            raise NotAuthorized("You are not an approver for this request in PIM.")
+        if response.status_code == 409:
+            raise AlreadyDecided("Another approver already decided this stage in PIM.")
+        if not response.is_success:
+            raise error_from_response(response)
+
+    def _approvals_url(self) -> str:
+        """PIM's approvals of Entra role activations exist only in Graph's beta (the approval
+        resource and its approvalStep ``steps``, roleManagement/directory/
+        roleAssignmentApprovals); v1.0 has approvals for PIM for Groups and entitlement
+        management only. This is the one beta address pimbot uses: move it to v1.0 here when
+        Microsoft publishes it there."""
+        version_root = str(self.http.base_url).rstrip("/").rsplit("/", 1)[0]
+        return f"{version_root}/beta/roleManagement/directory/roleAssignmentApprovals"
+
     # --- schedule requests ------------------------------------------------------------------
 
     def activate(self, request: ActivationRequest) -> ActivationResult:
@@ -294,6 +338,14 @@ class GraphPimClient:
     def get_request(self, graph_request_id: str) -> ActivationResult:
         path = f"{REQUESTS}/{odata.segment(graph_request_id)}"
         return parsing.activation_result(self._json(self._transport.request("GET", path)))
+
+    def cancel_request(self, graph_request_id: str) -> None:
+        """POST …/roleAssignmentScheduleRequests/{id}/cancel: 204 No Content; PIM refuses a
+        request it has already provisioned, failed or closed (400)."""
+        path = f"{REQUESTS}/{odata.segment(graph_request_id)}/cancel"
+        response = self._transport.request("POST", path, retry=Retry.CREATE)
+        if not response.is_success:
+            raise error_from_response(response)
 
     def _active_instance(self, principal_id: str, role: RoleRef) -> Json | None:
         for obj in self._pages(ASSIGNMENT_INSTANCES, _by_principal(principal_id, role), role=role):

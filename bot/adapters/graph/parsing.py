@@ -17,10 +17,11 @@ from bot.domain.ports import (
     AccessPolicy,
     ActivationResult,
     ActiveAssignment,
+    ApprovalStageView,
     DirectoryUser,
     EligibleRole,
 )
-from bot.domain.rules import PimApprover, RoleSettings
+from bot.domain.rules import PimApprovalStage, PimApprover, RoleSettings
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +164,7 @@ def activation_result(obj: Json) -> ActivationResult:
     return ActivationResult(
         graph_request_id=text(obj, "id") or text(obj, "targetScheduleId") or "",
         status=text(obj, "status") or "Unknown",
+        approval_id=text(obj, "approvalId"),
         starts_at=starts_at,
         ends_at=schedule_end(schedule, starts_at),
     )
@@ -217,6 +219,7 @@ def role_settings(role_definition_id: str, assignment: Json) -> RoleSettings:
         approval_required_for_extension=approval.get("isApprovalRequiredForExtension") is True,
         approvers=tuple(_approvers(approval)),
         policy_id=text(assignment, "policyId") or text(policy, "id"),
+        approval_stages=tuple(_stages(approval)),
     )
 
 
@@ -232,6 +235,31 @@ def _approvers(setting: Json) -> Iterable[PimApprover]:
             if parsed is not None and (parsed.kind, parsed.id) not in seen:
                 seen.add((parsed.kind, parsed.id))
                 yield parsed
+
+
+def _stages(setting: Json) -> Iterable[PimApprovalStage]:
+    for stage in setting.get("approvalStages") or []:
+        if not isinstance(stage, Mapping):
+            continue
+        escalation = stage.get("escalationTimeInMinutes")
+        timeout = stage.get("approvalStageTimeOutInDays")
+        yield PimApprovalStage(
+            approvers=tuple(_listed(stage.get("primaryApprovers"))),
+            escalation_approvers=tuple(_listed(stage.get("escalationApprovers"))),
+            escalation_after=(
+                timedelta(minutes=int(escalation))
+                if stage.get("isEscalationEnabled") is True and isinstance(escalation, int)
+                else None
+            ),
+            times_out_after=timedelta(days=int(timeout)) if isinstance(timeout, int) else None,
+            justification_required=stage.get("isApproverJustificationRequired") is True,
+        )
+
+
+def _listed(approvers: object) -> Iterable[PimApprover]:
+    for obj in approvers if isinstance(approvers, list) else []:
+        if isinstance(obj, Mapping) and (parsed := _approver(obj)) is not None:
+            yield parsed
 
 
 def _approver(obj: Json) -> PimApprover | None:
@@ -259,4 +287,25 @@ def access_policy(obj: Json) -> AccessPolicy | None:
         display_name=name,
         state=text(obj, "state") or "enabled",
         include_roles=tuple(str(r).lower() for r in roles) if isinstance(roles, list) else (),
+    )
+
+
+def approval_stage(obj: Json) -> ApprovalStageView | None:
+    """An approvalStage (Graph): who may decide it and what was decided."""
+    stage_id = text(obj, "id")
+    if not stage_id:
+        return None
+    reviewer = obj.get("reviewedBy")
+    name = None
+    if isinstance(reviewer, Mapping):
+        name = text(reviewer, "displayName") or text(reviewer, "id")
+        if name == "00000000-0000-0000-0000-000000000000":  # Graph's "nobody yet"
+            name = None
+    return ApprovalStageView(
+        id=stage_id,
+        status=text(obj, "status") or "NotStarted",
+        review_result=text(obj, "reviewResult") or "NotReviewed",
+        assigned_to_me=obj.get("assignedToMe") is True,
+        reviewed_by=name,
+        justification=text(obj, "justification"),
     )

@@ -61,6 +61,7 @@ class Demo:
             "PIMBOT_DATA_DIR": str(workdir),
             "PIMBOT_APPROVALS_CHANNEL": APPROVALS,
             "PIMBOT_TOKEN_KEY": generate_token_key(),
+            "PIMBOT_POLICY_FILE": str(_demo_policy(workdir)),
             "PIMBOT_PUBLIC_URL": f"http://localhost:{port}",
         }
         # pimbot and the emulator share one clock, so skipping ahead moves both.
@@ -151,7 +152,7 @@ class Demo:
 
         return str(self.wait(lambda: links()[after:] and links()[-1], "a sign-in link in a DM"))
 
-    def sign_in(self, url: str, username: str, password: str, mfa_code: str) -> str:
+    def sign_in(self, url: str, username: str, password: str, mfa_code: str | None) -> str:
         """What Ada's browser does: Microsoft's (the emulator's) pages, then the form_post
         back to pimbot's /auth/callback; returns the heading of pimbot's page."""
         import httpx
@@ -162,7 +163,7 @@ class Demo:
             url,
             username=username,
             password=password,
-            mfa_code=mfa_code,
+            mfa_code=mfa_code or None,
             verify=self.emu.client_ssl_context(),
         )
         page = httpx.post(answer.redirect_uri, data=answer.params, timeout=30)
@@ -344,6 +345,8 @@ def _delegated_story(demo: Demo) -> None:
     demo.dm_with(ADA, "security administrator is active")
     demo.show()
 
+    _pim_approval_story(demo)
+
     demo.step(ADA, "types `/pim disconnect`: her stored sign-in (tokens) is deleted")
     demo._expect_ok(demo.sender.command("/pim", "disconnect", user=ADA))
     demo.wait(
@@ -379,6 +382,76 @@ def _short(args: dict[str, Any]) -> str:
 
 def _role_name(emu: GraphEmulator, role_id: str) -> str:
     return next((r.display_name for r in emu.tenant.roles if r.id == role_id), role_id)
+
+
+TWO_STAGES = "b1be1c3e-b65d-4f19-8427-f6fa0d97feb9"  # PIM: stage 1 Grace, stage 2 Alan
+GRACE_SIGN_IN = ("grace@contoso.example", "emulator-password-grace", "135790")
+ALAN_SIGN_IN = ("alan@contoso.example", "emulator-password-alan", "")
+
+
+def _demo_policy(workdir: Path) -> Path:
+    """The demo's one rule: the two-stage role is activated as the person, so that PIM runs
+    its own approval and its approvers decide it from Slack."""
+    path = workdir / "policy.yaml"
+    path.write_text("roles:\n  Conditional Access Administrator:\n    mode: delegated\n")
+    return path
+
+
+def _pim_approval_story(demo: Demo) -> None:
+    """PIM's own approval, decided from Slack by the approvers as themselves."""
+    demo.step(ADA, "asks for Conditional Access Administrator: PIM itself runs a two-stage")
+    click.echo("   approval, and its stage-1 approver gets the card in #pim-approvals")
+    demo.request_role(
+        ADA, TWO_STAGES, "Conditional Access Administrator", "Review the sign-in policies"
+    )
+    demo.dm_with(ADA, "waiting for approval in pim")
+    card = demo.wait(
+        lambda: next(
+            (
+                m
+                for m in reversed(demo.slack.messages(APPROVALS))
+                if "stage 1 of 2" in str(m.blocks) and "pim-approve" in str(m.blocks)
+            ),
+            None,
+        ),
+        "PIM's stage-1 card",
+    )
+    demo.show()
+
+    demo.step(GRACE, "clicks Approve: she has not signed in yet, so pimbot DMs her a link")
+    demo.sender.click("pim-approve", user=GRACE, message=card)
+    link = demo.sign_in_link(GRACE, after=0)
+    demo.show()
+
+    demo.step(GRACE, "signs in: her decision goes to PIM as Grace; stage 2 goes to Alan")
+    demo.sign_in(link, *GRACE_SIGN_IN)
+    second = demo.wait(
+        lambda: next(
+            (
+                m
+                for m in reversed(demo.slack.messages(APPROVALS))
+                if "stage 2 of 2" in str(m.blocks) and "pim-approve" in str(m.blocks)
+            ),
+            None,
+        ),
+        "PIM's stage-2 card",
+    )
+    demo.show()
+
+    demo.step(ALAN, "clicks Approve, signs in, and PIM activates the role for Ada as Ada")
+    demo.sender.click("pim-approve", user=ALAN, message=second)
+    demo.sign_in(demo.sign_in_link(ALAN, after=0), *ALAN_SIGN_IN)
+    demo.dm_with(ADA, "conditional access administrator is active")
+    demo.show()
+    reviewers = [
+        _user_name(demo.emu, step["reviewedBy"]["id"])
+        for approval in demo.emu.state.approvals
+        for step in approval["steps"]
+        if step.get("reviewedBy")
+    ]
+    click.echo(f"   pim    approval steps reviewed by: {', '.join(reviewers)}")
+    if reviewers != ["Grace Hopper", "Alan Turing"]:
+        raise DemoFailed("PIM does not show Grace and then Alan as the reviewers")
 
 
 def _user_name(emu: GraphEmulator, user_id: str) -> str:

@@ -188,7 +188,9 @@ def test_the_demo_runs_the_whole_story_and_says_so(tmp_path: Path) -> None:
         "step-up link",
         "action=selfActivate as Ada Lovelace role=Security Administrator",
         "Removed 1 stored sign-in",
-        "All 16 steps happened",
+        "stage 1 of 2 of PIM's approval",
+        "approval steps reviewed by: Grace Hopper, Alan Turing",
+        "All 20 steps happened",
     ):
         assert words in out, words
     assert not list(tmp_path.iterdir())  # the demo leaves nothing behind

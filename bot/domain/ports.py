@@ -166,6 +166,7 @@ class ApprovalStageView:
     assigned_to_me: bool
     reviewed_by: str | None = None  # display name (or id) of who decided it
     justification: str | None = None
+    reviewed_by_id: str | None = None  # their Entra object id
 
 
 class PimApprovals(Protocol):

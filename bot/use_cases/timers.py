@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from bot.domain.elevation import ElevationRequest, RequestStatus
-from bot.domain.errors import PimUnavailable
+from bot.domain.elevation import Decision, ElevationRequest, Person, RequestStatus
+from bot.domain.errors import PimbotError, PimUnavailable
 from bot.domain.ports import ActivationResult, ActiveAssignment
 from bot.domain.rules import EffectiveRules
 from bot.use_cases.services import (
@@ -20,6 +20,7 @@ from bot.use_cases.services import (
     record_activation,
     reminder_time,
 )
+from bot.use_cases.signing_in import PersonToken
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,9 @@ def follow_pim_approval(request_id: str, *, ports: Ports) -> ElevationRequest:
         return request
     status = result.status.lower()
     rules = ports.rules.rules_for(request.role)
+    request = _note_reviews_made_outside_slack(request, ports)
+    if request.status is not RequestStatus.AWAITING_PIM:
+        return request  # a denial read from PIM's steps closed it
     if result.is_granted:
         return record_activation(request_id, result, rules, ports=ports)
     if status.startswith("pending"):
@@ -173,6 +177,60 @@ def follow_pim_approval(request_id: str, *, ports: Ports) -> ElevationRequest:
     return change_request(
         request_id, lambda req: req.close_in_pim(outcome=result.status, at=now), ports
     )
+
+
+def _note_reviews_made_outside_slack(request: ElevationRequest, ports: Ports) -> ElevationRequest:
+    """Stages decided in the Azure portal or from PIM's email: read PIM's steps (as the
+    requester, whose own request it is) and record who decided each, in order, so the card
+    says "approved in PIM by Grace Hopper" and a next stage's approvers get theirs. Without a
+    usable sign-in of the requester nothing is read, and PIM's final answer still lands."""
+    delegation = ports.delegation
+    approval = request.pim_approval
+    if delegation is None or approval is None:
+        return request
+    tenant = request.tenant or delegation.home_tenant
+    reader = delegation.approvals_as(
+        PersonToken(delegation, ports.uow, ports.clock, request.requester, tenant)
+    )
+    try:
+        steps = reader.approval_stages(approval.approval_id)
+    except PimbotError as exc:
+        log.info("PIM's approval steps not read: %s", exc.user_message)
+        return request
+    for number, step in enumerate(steps, start=1):
+        current = request.pim_approval
+        if request.status is not RequestStatus.AWAITING_PIM or current is None:
+            break
+        reviewed = step.review_result.lower()
+        if number != current.stage or reviewed == "notreviewed" or not step.reviewed_by_id:
+            continue
+        if any(d.pim_stage == number for d in request.decisions):
+            continue  # decided from Slack: recorded already
+        reviewer = _reviewer(step.reviewed_by_id, step.reviewed_by, ports)
+        decision = Decision.APPROVE if reviewed.startswith("approve") else Decision.DENY
+        request = _record_review(request.id, reviewer, decision, step.justification, ports)
+    return request
+
+
+def _record_review(
+    request_id: str, reviewer: Person, decision: Decision, reason: str | None, ports: Ports
+) -> ElevationRequest:
+    now = ports.clock.now()
+    return change_request(
+        request_id,
+        lambda req: req.record_pim_review(reviewer, decision, at=now, reason=reason),
+        ports,
+    )
+
+
+def _reviewer(entra_id: str, name: str | None, ports: Ports) -> Person:
+    """The person who decided in PIM: their Slack account when one is linked to them."""
+    with ports.uow() as uow:
+        link = uow.identities.for_entra(entra_id)
+    if link is not None:
+        return Person(link.slack_team, link.slack_user, entra_id, name)
+    # No Slack account: keyed by the Entra id (its 32 hex digits fit the stored Slack id).
+    return Person("entra", entra_id.replace("-", "")[:32], entra_id, name)
 
 
 def _escalate_when_due(

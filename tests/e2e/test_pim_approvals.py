@@ -178,6 +178,27 @@ def test_a_decision_made_in_pims_portal_is_picked_up_within_one_sweep(
     stack.wait(lambda: any("is active until" in t for t in stack.dm_texts(ADA)), what="active")
     updated = stack.slack.message(APPROVALS, card.ts)
     assert "pim-approve" not in str(updated.blocks)
+    assert "approved by Grace Hopper" in str(updated.blocks)  # read from PIM's own steps
+
+
+def test_a_stage_decided_in_the_portal_moves_the_card_to_the_next_stage(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = _stack(make_stack)
+    _connect(stack, ALAN, "alan")
+    made = _ask(stack, TWO_STAGES)
+    _pim_card(stack, 1)
+    answer = httpx.post(
+        f"{stack.emu.url}/_emulator/approvals/{made['id']}",
+        json={"decision": "approve", "reviewer": PEOPLE["grace"][0], "justification": "ok"},
+        verify=stack.emu.client_ssl_context(),
+    )
+    assert answer.status_code == 200, answer.text
+    stack.runtime.sweeper.sweep()
+    second = _pim_card(stack, 2)
+    assert "stage 1 approved by Grace Hopper" in str(second.blocks)
+    stack.sender.click("pim-approve", user=ALAN, message=second)
+    stack.wait(lambda: any("is active until" in t for t in stack.dm_texts(ADA)), what="active")
 
 
 def test_the_requester_cancels_in_pim_from_slack(make_stack: Callable[..., Stack]) -> None:

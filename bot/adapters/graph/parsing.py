@@ -296,11 +296,12 @@ def approval_stage(obj: Json) -> ApprovalStageView | None:
     if not stage_id:
         return None
     reviewer = obj.get("reviewedBy")
-    name = None
+    name = reviewer_id = None
     if isinstance(reviewer, Mapping):
-        name = text(reviewer, "displayName") or text(reviewer, "id")
-        if name == "00000000-0000-0000-0000-000000000000":  # Graph's "nobody yet"
-            name = None
+        reviewer_id = text(reviewer, "id")
+        if reviewer_id == "00000000-0000-0000-0000-000000000000":  # Graph's "nobody yet"
+            reviewer_id = None
+        name = (text(reviewer, "displayName") or reviewer_id) if reviewer_id else None
     return ApprovalStageView(
         id=stage_id,
         status=text(obj, "status") or "NotStarted",
@@ -308,4 +309,5 @@ def approval_stage(obj: Json) -> ApprovalStageView | None:
         assigned_to_me=obj.get("assignedToMe") is True,
         reviewed_by=name,
         justification=text(obj, "justification"),
+        reviewed_by_id=reviewer_id,
     )

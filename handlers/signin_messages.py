@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from slack_sdk import WebClient
 
 from bot.domain.elevation import ElevationRequest, Person
-from bot.domain.ports import SignInMessages, SlackDirectory, StoredSignIn
+from bot.domain.ports import SignInMessages, SignInPrompt, SlackDirectory, StoredSignIn
 from handlers.blocks.cards import MessageContent
+from handlers.blocks.lists import notice_message
 from handlers.blocks.signin import sign_in_link_message, signed_in_message
 
 
@@ -17,12 +16,13 @@ class SlackSignInMessages:
         self._client = client
         self._directory = directory
 
-    def sign_in_link(
-        self, person: Person, url: str, *, why: str, expires_at: datetime | None
-    ) -> None:
+    def sign_in_link(self, person: Person, prompt: SignInPrompt, *, why: str) -> None:
         profile = self._directory.user_profile(person.slack_user)
         tz = profile.tz if profile else None
-        self._dm(person, sign_in_link_message(url, why=why, expires_at=expires_at, tz=tz))
+        self._dm(person, sign_in_link_message(prompt, why=why, tz=tz))
+
+    def notice(self, person: Person, words: str) -> None:
+        self._dm(person, notice_message(words))
 
     def signed_in(
         self, person: Person, sign_in: StoredSignIn, *, resumed: ElevationRequest | None

@@ -15,6 +15,9 @@ from sqlalchemy.orm import Session
 from bot.domain.ports import SignInLink, StoredSignIn
 from storage.tables import DelegatedSignInRow, SignInLinkRow
 
+# Device-code sign-ins are told apart by their state (bot.use_cases.signing_in.DEVICE_STATE).
+DEVICE_STATE = "device-"
+
 
 class SqlSignInLinks:
     def __init__(self, session: Session) -> None:
@@ -66,6 +69,14 @@ class SqlSignInLinks:
             .execution_options(synchronize_session=False)
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def pending_device(self) -> list[SignInLink]:
+        rows = self._session.scalars(
+            select(SignInLinkRow)
+            .where(SignInLinkRow.state.startswith(DEVICE_STATE), SignInLinkRow.used_at.is_(None))
+            .order_by(SignInLinkRow.created_at)
+        )
+        return [_link_from(row) for row in rows]
 
 
 class SqlSignIns:

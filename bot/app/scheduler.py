@@ -23,6 +23,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from bot.app.logs import log_context, new_correlation_id
 from bot.domain.elevation import ElevationRequest
 from bot.domain.ports import TIMERS, DueAfter, DueWork, timer_spec
+from bot.use_cases.delegated import poll_device_sign_ins
 from bot.use_cases.services import Ports, deliver, load_request, nudge_break_glass_review
 from bot.use_cases.signing_in import DEFAULT_LINK_TTL
 from bot.use_cases.timers import (
@@ -140,7 +141,17 @@ class Sweeper:
                 break
         if not self._stopping.is_set():
             self.redeliver()
+        if not self._stopping.is_set() and self.ports.delegation is not None:
+            self._poll_device_sign_ins()
         return handled, lag
+
+    def _poll_device_sign_ins(self) -> None:
+        """Device-code sign-ins (no public URL) complete in the person's browser: the sweep
+        polls each once per round; its failure must not stop the timers."""
+        try:
+            poll_device_sign_ins(ports=self.ports)
+        except Exception:
+            log.exception("polling device-code sign-ins failed")
 
     # --- a clean shutdown ---------------------------------------------------------------------
 

@@ -293,12 +293,8 @@ class Settings(BaseModel):
                 f"environment: {mode} needs PIMBOT_TOKEN_KEY, the key that seals people's "
                 "sign-ins in the database (`pimbot token-key` prints one)"
             )
-        if self.public_url is None:
-            problems.append(
-                f"environment: {mode} needs PIMBOT_PUBLIC_URL, the https:// address where "
-                "people's browsers reach pimbot after signing in (Entra redirects them to "
-                "PIMBOT_PUBLIC_URL/auth/callback)"
-            )
+        # Without PIMBOT_PUBLIC_URL people sign in by device code (doctor says what that
+        # costs: some tenants block it by Conditional Access).
         return problems
 
     def _file_problems(self) -> list[str]:

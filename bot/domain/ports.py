@@ -489,10 +489,21 @@ class CompletedSignIn:
     cache: str = field(repr=False)
 
 
-class SignInService(Protocol):
-    """The identity platform's auth-code flow (PKCE) and people's tokens (msal)."""
+@dataclass(frozen=True)
+class DeviceCodeStart:
+    """A device-code sign-in: the person enters ``user_code`` at ``verification_uri``."""
 
-    redirect_uri: str
+    user_code: str
+    verification_uri: str
+    expires_at: datetime
+    flow: dict[str, Any] = field(repr=False)  # holds the device code: keep sealed
+
+
+class SignInService(Protocol):
+    """The identity platform's sign-ins (auth code with PKCE, or device code where pimbot has
+    no public URL) and people's tokens (msal)."""
+
+    redirect_uri: str | None  # None: no public URL, people sign in by device code
 
     def begin(
         self, tenant: str, *, claims: str | None = None, login_hint: str | None = None
@@ -511,6 +522,13 @@ class SignInService(Protocol):
         SignInRequired when only a new sign-in will do."""
         ...
 
+    def begin_device(self, tenant: str, *, claims: str | None = None) -> DeviceCodeStart: ...
+
+    def poll_device(self, tenant: str, flow: Mapping[str, Any]) -> CompletedSignIn | None:
+        """One poll: the sign-in when the person completed it, None while pending;
+        SignInFailed when it was declined, expired or refused."""
+        ...
+
 
 class TokenSource(Protocol):
     """Bearer tokens for Graph as someone (the app, or one signed-in person)."""
@@ -518,12 +536,23 @@ class TokenSource(Protocol):
     def token(self, claims_challenge: str | None = None) -> str: ...
 
 
+@dataclass(frozen=True)
+class SignInPrompt:
+    """What the person is sent to sign in: a link (auth code), or a code to enter at
+    Microsoft's device login page (device code, where pimbot has no public URL)."""
+
+    expires_at: datetime
+    url: str | None = None
+    user_code: str | None = None
+    verification_uri: str | None = None
+
+
 class SignInMessages(Protocol):
     """What delegated mode tells a person directly (by DM), outside any request's events."""
 
-    def sign_in_link(
-        self, person: Person, url: str, *, why: str, expires_at: datetime | None
-    ) -> None: ...
+    def sign_in_link(self, person: Person, prompt: SignInPrompt, *, why: str) -> None: ...
+
+    def notice(self, person: Person, words: str) -> None: ...
 
     def signed_in(
         self, person: Person, sign_in: StoredSignIn, *, resumed: ElevationRequest | None
@@ -570,6 +599,10 @@ class SignInLinks(Protocol):
 
     def delete_for(self, slack_team: str, slack_user: str) -> int:
         """Remove every link made for this Slack user, used or not; how many there were."""
+        ...
+
+    def pending_device(self) -> list[SignInLink]:
+        """Device-code sign-ins not finished yet (``state`` starts with ``device-``)."""
         ...
 
 

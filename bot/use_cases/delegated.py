@@ -16,7 +16,13 @@ from bot.domain.errors import (
     SealBroken,
     SignInFailed,
 )
-from bot.domain.ports import CompletedSignIn, IdentityLink, SignInLink, StoredSignIn
+from bot.domain.ports import (
+    CompletedSignIn,
+    IdentityLink,
+    SignInLink,
+    SignInPrompt,
+    StoredSignIn,
+)
 from bot.use_cases.pim_approvals import decide_after_sign_in
 from bot.use_cases.services import Ports, list_eligible_roles, mode_for, resume_after_sign_in
 from bot.use_cases.signing_in import (
@@ -40,8 +46,8 @@ def delegation_of(ports: Ports) -> Delegation:
     return ports.delegation
 
 
-def begin_connect(person: Person, tenant_ref: str | None, *, ports: Ports) -> str:
-    """DM ``person`` a single-use sign-in link; returns its URL."""
+def begin_connect(person: Person, tenant_ref: str | None, *, ports: Ports) -> SignInPrompt:
+    """DM ``person`` a single-use sign-in link (or device code); returns what was sent."""
     delegation = delegation_of(ports)
     tenant = delegation.tenant_for(tenant_ref)
     if person.entra_id is None:
@@ -56,7 +62,7 @@ def begin_connect(person: Person, tenant_ref: str | None, *, ports: Ports) -> st
         if tenant == delegation.home_tenant
         else {"username": user.user_principal_name}
     )
-    url = make_sign_in_link(
+    prompt = make_sign_in_link(
         delegation,
         ports.uow,
         ports.clock,
@@ -68,13 +74,12 @@ def begin_connect(person: Person, tenant_ref: str | None, *, ports: Ports) -> st
     )
     delegation.messages.sign_in_link(
         person,
-        url,
+        prompt,
         why=f"Sign in as {user.user_principal_name} to connect pimbot"
         + (f" to the tenant {tenant}" if tenant != delegation.home_tenant else "")
         + ": roles that need your own MFA are then activated as you.",
-        expires_at=ports.clock.now() + delegation.link_ttl,
     )
-    return url
+    return prompt
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,16 @@ def complete_sign_in(state: str, params: dict[str, str], *, ports: Ports) -> Sig
         return _refused("The sign-in did not complete", exc.user_message)
     except PimUnavailable as exc:
         return _refused("Microsoft Entra ID could not be reached", exc.user_message)
+    return _finish(link, done, expect, ports)
+
+
+def _finish(
+    link: SignInLink, done: CompletedSignIn, expect: dict[str, str], ports: Ports
+) -> SignInOutcome:
+    """A sign-in came back (by the callback or a device-code poll): check it is the account
+    the link was made for, store the sealed cache, and do what the link was made for."""
+    delegation = delegation_of(ports)
+    actor = f"{link.slack_team}/{link.slack_user}"
     if not _is_expected(done, expect):
         # A link forwarded to someone else, or the wrong account picked: their tokens must
         # never be stored for this Slack user.
@@ -295,3 +310,62 @@ def disconnect(person: Person, *, ports: Ports) -> Disconnected:
         )
         uow.commit()
     return Disconnected(sign_ins, links, downgraded)
+
+
+def poll_device_sign_ins(*, ports: Ports) -> int:
+    """Device-code sign-ins (no public URL): poll each pending one once; finish those the
+    person completed, and tell them about those declined, refused or expired. Of two
+    replicas polling the same code, only the one whose ``take`` wins stores anything."""
+    delegation = ports.delegation
+    if delegation is None:
+        return 0
+    now = ports.clock.now()
+    with ports.uow() as uow:
+        pending = uow.signin_links.pending_device()
+    finished = 0
+    for link in pending:
+        try:
+            flow, expect = open_link(delegation, link)
+            done = (
+                None if now > link.expires_at else delegation.sign_in.poll_device(link.tenant, flow)
+            )
+        except PimUnavailable:
+            continue  # Entra ID unreachable: poll again next sweep
+        except (SignInFailed, SealBroken, ValueError, KeyError) as exc:
+            _end_device_sign_in(link, getattr(exc, "user_message", "It could not be read."), ports)
+            continue
+        if done is None and now > link.expires_at:
+            _end_device_sign_in(link, "The code expired before it was used.", ports)
+            continue
+        if done is None:
+            continue
+        with ports.uow() as uow:
+            taken = uow.signin_links.take(link.state, at=now)
+            uow.commit()
+        if taken is None:
+            continue  # another replica finished it
+        outcome = _finish(taken, done, expect, ports)
+        if not outcome.ok:
+            _tell(link, f"{outcome.title}. {outcome.message}", ports)
+        finished += 1
+    return finished
+
+
+def _end_device_sign_in(link: SignInLink, why: str, ports: Ports) -> None:
+    with ports.uow() as uow:
+        taken = uow.signin_links.take(link.state, at=ports.clock.now())
+        uow.commit()
+    if taken is None:
+        return
+    _audit(
+        ports, link.request_id, "sign_in_failed", why, actor=f"{link.slack_team}/{link.slack_user}"
+    )
+    _tell(link, f"Your sign-in did not complete: {why} Run `/pim connect` for a new code.", ports)
+
+
+def _tell(link: SignInLink, words: str, ports: Ports) -> None:
+    delegation = delegation_of(ports)
+    try:
+        delegation.messages.notice(Person(link.slack_team, link.slack_user), words)
+    except Exception:  # noqa: BLE001 - a lost DM must not stop the other sign-ins
+        log.warning("could not DM a sign-in's outcome", exc_info=True)

@@ -130,7 +130,7 @@ def _ask_to_sign_in(
 ) -> None:
     delegation = ports.delegation
     assert delegation is not None and approver.entra_id is not None
-    url = make_sign_in_link(
+    prompt = make_sign_in_link(
         delegation,
         ports.uow,
         ports.clock,
@@ -148,12 +148,11 @@ def _ask_to_sign_in(
     verb = "approve" if approve else "deny"
     delegation.messages.sign_in_link(
         approver,
-        url,
+        prompt,
         why=(
             f"Sign in to {verb} {request.requester.mention}'s request for "
             f"{request.role.display_name} in PIM as yourself."
         ),
-        expires_at=ports.clock.now() + delegation.link_ttl,
     )
 
 

@@ -525,7 +525,7 @@ def ask_requester_to_sign_in(
     request = load_request(request_id, ports)
     assert request.requester.entra_id is not None
     tenant = request.tenant or delegation.home_tenant
-    url = make_sign_in_link(
+    prompt = make_sign_in_link(
         delegation,
         ports.uow,
         ports.clock,
@@ -538,9 +538,7 @@ def ask_requester_to_sign_in(
     )
     now = ports.clock.now()
     held = change_request(request_id, lambda req: req.ask_sign_in(why=why, at=now), ports)
-    delegation.messages.sign_in_link(
-        held.requester, url, why=why, expires_at=ports.clock.now() + delegation.link_ttl
-    )
+    delegation.messages.sign_in_link(held.requester, prompt, why=why)
     return held
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -23,6 +24,7 @@ from bot.domain.ports import (
     Sealer,
     SignInLink,
     SignInMessages,
+    SignInPrompt,
     SignInService,
     StoredSignIn,
     TokenSource,
@@ -35,6 +37,9 @@ log = logging.getLogger(__name__)
 # approver decide PIM's approval as themselves.
 CONNECT, STEP_UP, PIM_DECISION = "connect", "step_up", "pim_decision"
 DEFAULT_LINK_TTL = timedelta(minutes=10)
+# Device-code sign-ins are told apart by their state; Microsoft's codes last about 15 minutes.
+DEVICE_STATE = "device-"
+DEVICE_GRACE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -80,22 +85,35 @@ def make_sign_in_link(
     request_id: str | None = None,
     claims: str | None = None,
     login_hint: str | None = None,
-) -> str:
-    """Store a single-use sign-in link for ``person`` and return the URL to send them.
+) -> SignInPrompt:
+    """Store a single-use sign-in for ``person`` and return what to send them: a link, or
+    (no public URL) a device code.
 
     ``expect`` names the Entra account the sign-in must come back as (``entra_id`` or
     ``username``); it is sealed with msal's flow, so nothing in the URL can change it."""
-    start = delegation.sign_in.begin(tenant, claims=claims, login_hint=login_hint)
     now = clock.now()
-    sealed = delegation.sealer.seal(json.dumps({"flow": start.flow, "expect": expect}))
+    prompt: SignInPrompt
+    if delegation.sign_in.redirect_uri is None:
+        device = delegation.sign_in.begin_device(tenant, claims=claims)
+        flow, state = device.flow, DEVICE_STATE + secrets.token_urlsafe(24)
+        expires_at = min(device.expires_at, now + delegation.link_ttl + DEVICE_GRACE)
+        prompt = SignInPrompt(
+            expires_at, user_code=device.user_code, verification_uri=device.verification_uri
+        )
+    else:
+        start = delegation.sign_in.begin(tenant, claims=claims, login_hint=login_hint)
+        flow, state = start.flow, str(start.flow["state"])
+        expires_at = now + delegation.link_ttl
+        prompt = SignInPrompt(expires_at, url=start.auth_uri)
+    sealed = delegation.sealer.seal(json.dumps({"flow": flow, "expect": expect}))
     link = SignInLink(
-        state=str(start.flow["state"]),
+        state=state,
         slack_team=person.slack_team,
         slack_user=person.slack_user,
         tenant=tenant,
         purpose=purpose,
         created_at=now,
-        expires_at=now + delegation.link_ttl,
+        expires_at=expires_at,
         sealed_flow=sealed,
         claims=claims,
         request_id=request_id,
@@ -114,7 +132,7 @@ def make_sign_in_link(
             )
         )
         work.commit()
-    return start.auth_uri
+    return prompt
 
 
 def open_link(delegation: Delegation, link: SignInLink) -> tuple[dict[str, Any], dict[str, str]]:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, SectionBlock
 
 from bot.domain.elevation import Person
-from bot.domain.ports import StoredSignIn
+from bot.domain.ports import SignInPrompt, StoredSignIn
 from handlers import text
 from handlers.blocks.cards import MessageContent
 from handlers.blocks.elements import context, md, plain_text
@@ -19,14 +18,15 @@ from handlers.ids import ActionId
 BUTTON_URL_LIMIT = 3000
 
 
-def sign_in_link_message(
-    url: str, *, why: str, expires_at: datetime | None, tz: str | None
-) -> MessageContent:
-    """A button to Microsoft's sign-in page, valid once, for this person only."""
-    if len(url) > BUTTON_URL_LIMIT:
-        raise ValueError(f"sign-in URL too long for a Slack button ({len(url)} characters)")
-    until = f" until {local_and_utc(expires_at, tz)}" if expires_at else ""
+def sign_in_link_message(prompt: SignInPrompt, *, why: str, tz: str | None) -> MessageContent:
+    """A button to Microsoft's sign-in page, valid once, for this person only; or, where
+    pimbot has no public URL, the device code to enter at Microsoft's device login page."""
+    until = local_and_utc(prompt.expires_at, tz)
     body = text.mrkdwn(why, 1200)
+    if prompt.url is None:
+        return _device_code_message(prompt, why=body, until=until)
+    if len(prompt.url) > BUTTON_URL_LIMIT:
+        raise ValueError(f"sign-in URL too long for a Slack button ({len(prompt.url)} characters)")
     blocks: list[Block] = [
         SectionBlock(text=md(f":key: {body}")),
         ActionsBlock(
@@ -34,17 +34,36 @@ def sign_in_link_message(
                 ButtonElement(
                     text=plain_text("Sign in with Microsoft", text.BUTTON_TEXT),
                     action_id=ActionId.SIGN_IN_LINK.value,
-                    url=url,
+                    url=prompt.url,
                     style="primary",
                 )
             ]
         ),
         context(
-            f"The link works once{until}, and only for your own Microsoft Entra account: "
-            "do not forward it. pimbot never sees your password."
+            f"The link works once until {until}, and only for your own Microsoft Entra "
+            "account: do not forward it. pimbot never sees your password."
         ),
     ]
     return MessageContent(text.truncate(f"Sign in to pimbot: {why}", text.FALLBACK_TEXT), blocks)
+
+
+def _device_code_message(prompt: SignInPrompt, *, why: str, until: str) -> MessageContent:
+    code = text.escape(prompt.user_code or "")
+    where = text.escape(prompt.verification_uri or "")
+    blocks: list[Block] = [
+        SectionBlock(text=md(f":key: {why}")),
+        SectionBlock(
+            text=md(f"Open {where} in your browser and enter the code *{code}*, then sign in.")
+        ),
+        context(
+            f"The code works once, until {until}, only for your own Microsoft Entra account: "
+            "do not share it. Some organisations block this sign-in method (device code) with "
+            "Conditional Access; if yours refuses it, ask your pimbot admin to set "
+            "PIMBOT_PUBLIC_URL."
+        ),
+    ]
+    fallback = f"Sign in to pimbot: open {prompt.verification_uri} and enter {prompt.user_code}"
+    return MessageContent(text.truncate(fallback, text.FALLBACK_TEXT), blocks)
 
 
 def connect_sent_message() -> MessageContent:

@@ -80,8 +80,11 @@ def test_the_checks_themselves_fail_on_a_missing_key_or_url() -> None:
     from bot.app.settings import Settings
 
     findings = list(check_delegated_mode(Settings(deployment_mode="delegated")))  # type: ignore[arg-type]
-    assert [f.status for f in findings] == [Status.FAILED, Status.FAILED]
+    assert [f.status for f in findings] == [Status.FAILED, Status.NOTE]
     assert findings[0].line() == (
         "✗ token key: PIMBOT_TOKEN_KEY is not set — `pimbot token-key` prints one to set"
     )
-    assert findings[1].line().startswith("✗ public URL: PIMBOT_PUBLIC_URL is not set — set it")
+    assert findings[1].line().startswith(
+        "i public URL: PIMBOT_PUBLIC_URL is not set, so people sign in by device code"
+    )
+    assert "Conditional Access" in findings[1].line()

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from stand_ins.graph_emulator.sign_in_client import sign_in_response
+from stand_ins.graph_emulator.sign_in_client import SignInError, sign_in_device, sign_in_response
 from tests.e2e.conftest import ADA, ADA_ENTRA, GLOBAL_ADMIN, GRACE, PRA, SECURITY_READER, Stack
 
 SECURITY_ADMIN = "194ae4cb-b126-40b2-bd5b-6091b380977d"  # authentication context c1
@@ -350,3 +350,71 @@ def test_the_callback_never_shows_a_traceback(stack: Stack) -> None:
     )
     assert page.status_code == 400
     assert "Traceback" not in page.text and "reference" in page.text
+
+
+def _device_code(stack: Stack, user: str) -> tuple[str, str]:
+    """(verification URI, user code) from the newest device-code DM to ``user``."""
+
+    def found() -> tuple[str, str] | None:
+        for message in reversed(stack.dms(user)):
+            text_ = str(message.blocks)
+            if "enter the code" in text_:
+                code = text_.split("enter the code *", 1)[1].split("*", 1)[0]
+                uri = text_.split("Open ", 1)[1].split(" in your browser", 1)[0]
+                return uri, code
+        return None
+
+    return stack.wait(found, what="a device code in a DM")
+
+
+def test_without_a_public_url_people_sign_in_by_device_code(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = make_stack(delegated=True, PIMBOT_PUBLIC_URL="")
+    stack.sender.command("/pim", "connect", user=ADA)
+    uri, code = _device_code(stack, ADA)
+    assert "Conditional Access" in str(stack.dms(ADA)[-1].blocks)  # it may be blocked
+    stack.runtime.sweeper.sweep()  # not signed in yet: still pending, nothing stored
+    assert rows(stack, "delegated_sign_ins") == []
+    username, password, mfa = PEOPLE["ada"]
+    sign_in_device(
+        uri,
+        code,
+        username=username,
+        password=password,
+        mfa_code=mfa,
+        verify=stack.emu.client_ssl_context(),
+    )
+    stack.runtime.sweeper.sweep()  # pimbot polls: the sign-in completes
+    [stored] = rows(stack, "delegated_sign_ins")
+    assert stored.entra_id == ADA_ENTRA and stored.mfa
+    stack.wait(lambda: any("Connected as" in t for t in stack.dm_texts(ADA)), what="connected")
+    stack.request(ADA, {"duration": "PT1H", "reason": "Rotate the tenant keys"}, GLOBAL_ADMIN)
+    [made] = stack.wait(lambda: self_requests(stack, "selfActivate"), what="selfActivate")
+    assert made["principalId"] == ADA_ENTRA  # refreshed through the public client
+
+
+def test_device_code_blocked_by_conditional_access_is_explained(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = make_stack(delegated=True, PIMBOT_PUBLIC_URL="")
+    stack.emu.update_sign_in(block_device_code=True)
+    stack.sender.command("/pim", "connect", user=ADA)
+    uri, code = _device_code(stack, ADA)
+    username, password, mfa = PEOPLE["ada"]
+    # Conditional Access blocks it after the password, on Microsoft's own page.
+    with pytest.raises(SignInError, match="53003"):
+        sign_in_device(
+            uri,
+            code,
+            username=username,
+            password=password,
+            mfa_code=mfa,
+            verify=stack.emu.client_ssl_context(),
+        )
+    stack.runtime.sweeper.sweep()
+    said = stack.wait(
+        lambda: [t for t in stack.dm_texts(ADA) if "did not complete" in t], what="the refusal"
+    )
+    assert "Conditional Access" in said[-1]
+    assert rows(stack, "delegated_sign_ins") == []

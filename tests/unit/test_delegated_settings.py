@@ -57,19 +57,15 @@ def test_an_unknown_mode_lists_the_three() -> None:
     assert "'broker', 'delegated' or 'auto'" in problem
 
 
-def test_delegated_mode_without_a_key_or_public_url_names_both() -> None:
-    problems = _problems({"PIMBOT_MODE": "delegated"})
-    assert len(problems) == 2
-    assert problems[0].startswith("environment: PIMBOT_MODE=delegated needs PIMBOT_TOKEN_KEY")
-    assert "`pimbot token-key` prints one" in problems[0]
-    assert problems[1].startswith("environment: PIMBOT_MODE=delegated needs PIMBOT_PUBLIC_URL")
-    assert "/auth/callback" in problems[1]
+def test_delegated_mode_without_a_key_names_it() -> None:
+    (problem,) = _problems({"PIMBOT_MODE": "delegated"})
+    assert problem.startswith("environment: PIMBOT_MODE=delegated needs PIMBOT_TOKEN_KEY")
+    assert "`pimbot token-key` prints one" in problem
 
 
-def test_auto_by_default_without_a_public_url_says_how_to_opt_out() -> None:
-    (problem,) = _problems({"PIMBOT_TOKEN_KEY": KEY})
-    assert "PIMBOT_MODE=auto (the default once PIMBOT_TOKEN_KEY is set" in problem
-    assert "PIMBOT_MODE=broker" in problem and "needs PIMBOT_PUBLIC_URL" in problem
+def test_without_a_public_url_people_sign_in_by_device_code() -> None:
+    settings = Settings.from_env({"PIMBOT_TOKEN_KEY": KEY})
+    assert settings.delegated_enabled and settings.redirect_uri is None
 
 
 def test_explicit_auto_without_a_key_needs_the_key() -> None:

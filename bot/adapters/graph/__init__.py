@@ -84,11 +84,12 @@ def build_sign_in(settings: Settings, http: httpx.Client) -> MsalSignIn:
     problems = settings.problems_for_graph()
     if problems:
         raise ConfigurationError(problems)
-    assert settings.azure_client_id is not None and settings.public_url is not None
+    assert settings.azure_client_id is not None
     return MsalSignIn(
         client_id=settings.azure_client_id,
         credential=_credential(settings),
         authority_host=settings.azure_authority_host,
         http_client=MsalHttpClient(http),
-        redirect_uri=settings.public_url.rstrip("/") + "/auth/callback",
+        # No public URL: people sign in by device code instead of the redirect.
+        redirect_uri=settings.redirect_uri,
     )

@@ -30,7 +30,12 @@ from bot.adapters.graph.auth import (
     load_certificate,
 )
 from bot.domain.errors import PimUnavailable, SignInFailed, SignInRequired
-from bot.domain.ports import CompletedSignIn, SignInStart
+from bot.domain.ports import CompletedSignIn, DeviceCodeStart, SignInStart
+
+# A cache made by a device-code sign-in belongs to the public client (no client secret):
+# marked so that its refreshes go through the same client.
+PUBLIC_CACHE = "public:"
+_STILL_PENDING = ("authorization_pending", "slow_down")
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +58,12 @@ class MsalSignIn:
         credential: ClientCredential,
         authority_host: str,
         http_client: MsalHttpClient,
-        redirect_uri: str,
+        redirect_uri: str | None,
         now: Callable[[], datetime] | None = None,
         app_factory: Callable[..., Any] = msal.ConfidentialClientApplication,
+        public_app_factory: Callable[..., Any] = msal.PublicClientApplication,
     ) -> None:
+        self._public_app_factory = public_app_factory
         self._client_id = client_id
         self._credential = credential
         self._authority_host = authority_host.rstrip("/")
@@ -80,6 +87,8 @@ class MsalSignIn:
         self, tenant: str, *, claims: str | None = None, login_hint: str | None = None
     ) -> SignInStart:
         """The authorize URL to send the person to, and the flow to keep (sealed) until back."""
+        if self.redirect_uri is None:
+            raise SignInFailed("pimbot has no public URL: sign in by device code.", code="no_url")
         app = self._application(tenant, msal.SerializableTokenCache())
         flow = app.initiate_auth_code_flow(
             scopes=self.scopes,
@@ -119,6 +128,11 @@ class MsalSignIn:
             raise PimUnavailable(
                 f"Could not reach Microsoft Entra ID ({type(exc).__name__}). Try again."
             ) from exc
+        return self._completed(result, cache, tenant)
+
+    def _completed(
+        self, result: Any, cache: msal.SerializableTokenCache, tenant: str, *, public: bool = False
+    ) -> CompletedSignIn:
         if not isinstance(result, Mapping) or "access_token" not in result:
             raise SignInFailed(_token_error(result), code=str(_get(result, "error") or "failed"))
         claims = _id_claims(result)
@@ -139,7 +153,7 @@ class MsalSignIn:
                 if isinstance(expires_in, int | str) and str(expires_in).isdigit()
                 else None
             ),
-            cache=cache.serialize(),
+            cache=(PUBLIC_CACHE if public else "") + cache.serialize(),
         )
 
     # --- tokens of a signed-in person ---------------------------------------------------------
@@ -151,8 +165,9 @@ class MsalSignIn:
         cache to store back when it changed. SignInRequired when only a new sign-in will do
         (no account, refresh refused, or ``claims`` the stored sign-in cannot satisfy)."""
         cache = msal.SerializableTokenCache()
-        cache.deserialize(cache_state)
-        app = self._application(tenant, cache)
+        public = cache_state.startswith(PUBLIC_CACHE)
+        cache.deserialize(cache_state.removeprefix(PUBLIC_CACHE))
+        app = self._public(tenant, cache) if public else self._application(tenant, cache)
         accounts = [
             a
             for a in app.get_accounts()
@@ -177,7 +192,64 @@ class MsalSignIn:
                 "sign in again.",
                 claims,
             )
-        return str(result["access_token"]), cache.serialize() if cache.has_state_changed else None
+        changed = (PUBLIC_CACHE if public else "") + cache.serialize()
+        return str(result["access_token"]), changed if cache.has_state_changed else None
+
+    # --- the device-code flow (no public URL) ---------------------------------------------
+
+    def begin_device(self, tenant: str, *, claims: str | None = None) -> DeviceCodeStart:
+        """A code for the person to enter at Microsoft's device login page. Device code is a
+        public-client flow (the app registration must allow public client flows)."""
+        app = self._public(tenant, msal.SerializableTokenCache())
+        try:
+            flow = app.initiate_device_flow(scopes=self.scopes, claims_challenge=claims)
+        except (httpx.HTTPError, MsalServiceError) as exc:
+            raise PimUnavailable(
+                f"Could not reach Microsoft Entra ID ({type(exc).__name__}). Try again."
+            ) from exc
+        if not isinstance(flow, Mapping) or "user_code" not in flow:
+            raise SignInFailed(_token_error(flow), code=str(_get(flow, "error") or "failed"))
+        expires_at = datetime.fromtimestamp(float(flow.get("expires_at", 0)), tz=UTC)
+        return DeviceCodeStart(
+            user_code=str(flow["user_code"]),
+            verification_uri=str(flow.get("verification_uri") or flow.get("verification_url")),
+            expires_at=expires_at,
+            flow=dict(flow),
+        )
+
+    def poll_device(self, tenant: str, flow: Mapping[str, Any]) -> CompletedSignIn | None:
+        cache = msal.SerializableTokenCache()
+        app = self._public(tenant, cache)
+        try:
+            # One poll, no waiting: pimbot's sweep polls again at its own pace.
+            result = app.acquire_token_by_device_flow(dict(flow), exit_condition=lambda _f: True)
+        except (httpx.HTTPError, MsalServiceError) as exc:
+            raise PimUnavailable(
+                f"Could not reach Microsoft Entra ID ({type(exc).__name__})."
+            ) from exc
+        if isinstance(result, Mapping) and result.get("error") in _STILL_PENDING:
+            return None
+        return self._completed(result, cache, tenant, public=True)
+
+    def _public(self, tenant: str, cache: msal.SerializableTokenCache) -> Any:
+        authority = f"{self._authority_host}/{tenant}"
+        try:
+            return self._public_app_factory(
+                self._client_id,
+                authority=authority,
+                http_client=self._http_client,
+                token_cache=cache,
+                http_cache=self._http_cache,
+                instance_discovery=_host(authority) in WELL_KNOWN_AUTHORITY_HOSTS,
+            )
+        except (httpx.HTTPError, MsalServiceError) as exc:
+            raise PimUnavailable(
+                f"Could not reach Microsoft Entra ID at {_host(authority)} ({type(exc).__name__})."
+            ) from exc
+        except ValueError as exc:
+            raise SignInFailed(
+                f"Microsoft Entra ID does not know the tenant {tenant!r}.", code="unknown_tenant"
+            ) from exc
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -253,6 +325,7 @@ _AADSTS_WORDS = {
     "AADSTS50076": "Your organisation requires multi-factor authentication for this.",
     "AADSTS50079": "Your organisation requires you to register for multi-factor authentication.",
     "AADSTS53003": "Conditional Access blocked this sign-in.",
+    "AADSTS50199": "Conditional Access blocked this sign-in.",
     "AADSTS70008": "The sign-in took too long and the code expired.",
     "AADSTS54005": "That sign-in code was already used.",
     "AADSTS50011": "pimbot's sign-in address is not registered with the app (redirect URI).",

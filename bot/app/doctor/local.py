@@ -69,9 +69,11 @@ def _check_token_key(settings: Settings) -> Finding:
 
 def _check_public_url(settings: Settings) -> Finding:
     if settings.public_url is None or settings.redirect_uri is None:
-        return failed(
-            "public URL: PIMBOT_PUBLIC_URL is not set",
-            "set it to the https:// address where people's browsers reach pimbot",
+        return note(
+            "public URL: PIMBOT_PUBLIC_URL is not set, so people sign in by device code",
+            "some tenants block device code by Conditional Access; set PIMBOT_PUBLIC_URL to "
+            "the https:// address where browsers reach pimbot for the usual sign-in, and "
+            "enable 'Allow public client flows' on the app registration for device code",
         )
     parts = urlsplit(settings.public_url)
     if parts.scheme == "https":

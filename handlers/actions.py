@@ -61,10 +61,24 @@ def handle_approve_button(
     deps: SlackDeps, ack: Ack, body: dict[str, Any], client: WebClient
 ) -> None:
     ack()
-    # pimbot's own approval, or (delegated mode) PIM's, decided in PIM as the approver.
-    _act(
-        deps, client, body, lambda person, rid: pim_approvals.approve(rid, person, ports=deps.ports)
-    )
+    request_id = _request_id(body)
+
+    # pimbot's own approval, or (delegated mode) PIM's, decided in PIM as the approver; a
+    # stage whose PIM settings require the approver's justification asks for it first, on
+    # this thread, as the trigger_id dies three seconds after the click.
+    def approve_or_ask(person: Person) -> None:
+        if pim_approvals.needs_justification(request_id, person, ports=deps.ports):
+            request = pim_approvals.open_for_decision(request_id, person, ports=deps.ports)
+            client.views_open(
+                trigger_id=body["trigger_id"],
+                view=deny_reason_modal(request_id, request=request, approve_in_pim=True),
+            )
+            return
+        pim_approvals.approve(request_id, person, ports=deps.ports)
+        if (body.get("view") or {}).get("type") == "home":
+            publish_home(client, deps, person)
+
+    run_now(deps, client, body["user"]["id"], approve_or_ask, surface=Reply(body))
 
 
 def handle_deny_button(deps: SlackDeps, ack: Ack, body: dict[str, Any], client: WebClient) -> None:

@@ -43,6 +43,8 @@ class CallbackId(StrEnum):
     REQUEST_MODAL = "pim-request-modal"
     DENY_REASON_MODAL = "pim-deny-reason-modal"
     DENY_EXTENSION_MODAL = "pim-deny-extension-modal"
+    # PIM's approval of a stage that requires the approver's justification.
+    APPROVE_IN_PIM_MODAL = "pim-approve-in-pim-modal"
     EXTEND_MODAL = "pim-extend-modal"
     NOTICE_MODAL = "pim-notice-modal"
 

@@ -37,6 +37,7 @@ def register(app: App, deps: SlackDeps) -> None:
             (app.view, CallbackId.REQUEST_MODAL, handle_request_modal_submission),
             (app.view, CallbackId.DENY_REASON_MODAL, handle_deny_submission),
             (app.view, CallbackId.DENY_EXTENSION_MODAL, handle_deny_extension_submission),
+            (app.view, CallbackId.APPROVE_IN_PIM_MODAL, handle_approve_in_pim_submission),
             (app.view, CallbackId.EXTEND_MODAL, handle_extend_submission),
         ],
     )
@@ -76,6 +77,13 @@ def handle_deny_submission(
 ) -> None:
     # pimbot's own approval, or (delegated mode) PIM's, denied in PIM as the approver.
     _deny(deps, ack, body, view, client, pim_approvals.deny)
+
+
+def handle_approve_in_pim_submission(
+    deps: SlackDeps, ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+) -> None:
+    # The same form as a denial's reason: the approver's justification PIM requires.
+    _deny(deps, ack, body, view, client, pim_approvals.approve_in_pim)
 
 
 def handle_deny_extension_submission(

@@ -175,6 +175,13 @@ class Demo:
             raise DemoFailed(f"step {self.steps}: the sign-in page said {heading!r}")
         return heading
 
+    def approve_in_pim(self, user: str, card: Any, why: str) -> None:
+        """Approve on PIM's card: the stage wants the approver's justification first."""
+        opened = len(self.slack.calls("views.open"))
+        self.sender.click("pim-approve", user=user, message=card)
+        self.wait(lambda: len(self.slack.calls("views.open")) > opened, "the justification form")
+        self.sender.submit_view(self.slack.latest_view(user), {"deny_reason": why}, user=user)
+
     def latest_card(self) -> Any:
         return self.wait(lambda: self.slack.messages(APPROVALS)[-1:], "a card")[0]
 
@@ -418,8 +425,9 @@ def _pim_approval_story(demo: Demo) -> None:
     )
     demo.show()
 
-    demo.step(GRACE, "clicks Approve: she has not signed in yet, so pimbot DMs her a link")
-    demo.sender.click("pim-approve", user=GRACE, message=card)
+    demo.step(GRACE, "clicks Approve and gives the justification PIM requires; she has not")
+    click.echo("   signed in yet, so pimbot DMs her a sign-in link")
+    demo.approve_in_pim(GRACE, card, "Checked the change ticket")
     link = demo.sign_in_link(GRACE, after=0)
     demo.show()
 
@@ -439,7 +447,7 @@ def _pim_approval_story(demo: Demo) -> None:
     demo.show()
 
     demo.step(ALAN, "clicks Approve, signs in, and PIM activates the role for Ada as Ada")
-    demo.sender.click("pim-approve", user=ALAN, message=second)
+    demo.approve_in_pim(ALAN, second, "Second pair of eyes: fine")
     demo.sign_in(demo.sign_in_link(ALAN, after=0), *ALAN_SIGN_IN)
     demo.dm_with(ADA, "conditional access administrator is active")
     demo.show()

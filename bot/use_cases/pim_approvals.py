@@ -45,6 +45,26 @@ def deny(request_id: str, approver: Person, reason: str, *, ports: Ports) -> Ele
     return services.deny_request(request_id, approver, reason, ports=ports)
 
 
+def needs_justification(request_id: str, approver: Person, *, ports: Ports) -> bool:
+    """Approving this request decides a stage of PIM's approval whose settings require the
+    approver's justification (``isApproverJustificationRequired``): ask for it first."""
+    request = load_request(request_id, ports)
+    if not request.decidable_in_pim or request.pim_approval is None:
+        return False
+    if approver.is_same_as(request.requester):
+        raise NotAuthorized("Nobody approves their own request.")
+    stage = ports.rules.rules_for(request.role).pim_stage(request.pim_approval.stage)
+    return stage is not None and stage.justification_required
+
+
+def approve_in_pim(
+    request_id: str, approver: Person, justification: str, *, ports: Ports
+) -> ElevationRequest:
+    return decide_in_pim(
+        request_id, approver, approve=True, justification=justification, ports=ports
+    )
+
+
 def open_for_decision(request_id: str, approver: Person, *, ports: Ports) -> ElevationRequest:
     """The request, if ``approver`` may open its deny form; for PIM's approval PIM itself
     says who is an approver (checked when the decision is sent), pimbot refuses only the

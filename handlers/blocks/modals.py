@@ -60,9 +60,15 @@ def notice_modal(title: str, message: str) -> View:
 
 
 def deny_reason_modal(
-    request_id: str, *, request: ElevationRequest | None = None, extension: bool = False
+    request_id: str,
+    *,
+    request: ElevationRequest | None = None,
+    extension: bool = False,
+    approve_in_pim: bool = False,
 ) -> View:
-    """Asks the approver why; ``private_metadata`` carries the request id only."""
+    """Asks the approver why; ``private_metadata`` carries the request id only.
+    ``approve_in_pim``: the same question for approving a stage of PIM's approval whose
+    settings require the approver's justification."""
     blocks: list[InputBlock | SectionBlock] = []
     if request is not None:
         blocks.append(
@@ -77,8 +83,16 @@ def deny_reason_modal(
     blocks.append(
         InputBlock(
             block_id=BlockId.DENY_REASON.value,
-            label=plain_text("Why are you denying it?", text.INPUT_LABEL),
-            hint=plain_text("The requester sees this.", text.INPUT_HINT),
+            label=plain_text(
+                "Why do you approve it?" if approve_in_pim else "Why are you denying it?",
+                text.INPUT_LABEL,
+            ),
+            hint=plain_text(
+                "PIM requires it from this stage's approvers; PIM and the requester see it."
+                if approve_in_pim
+                else "The requester sees this.",
+                text.INPUT_HINT,
+            ),
             element=PlainTextInputElement(
                 action_id=ActionId.DENY_REASON_INPUT.value,
                 multiline=True,
@@ -86,13 +100,17 @@ def deny_reason_modal(
             ),
         )
     )
+    if approve_in_pim:
+        callback, title, submit = CallbackId.APPROVE_IN_PIM_MODAL, "Approve in PIM", "Approve"
+    elif extension:
+        callback, title, submit = CallbackId.DENY_EXTENSION_MODAL, "Deny extension", "Deny"
+    else:
+        callback, title, submit = CallbackId.DENY_REASON_MODAL, "Deny request", "Deny"
     return View(
         type="modal",
-        callback_id=(
-            CallbackId.DENY_EXTENSION_MODAL if extension else CallbackId.DENY_REASON_MODAL
-        ).value,
-        title=plain_text("Deny extension" if extension else "Deny request", text.MODAL_TITLE),
-        submit=plain_text("Deny", text.MODAL_BUTTON),
+        callback_id=callback.value,
+        title=plain_text(title, text.MODAL_TITLE),
+        submit=plain_text(submit, text.MODAL_BUTTON),
         close=plain_text("Back", text.MODAL_BUTTON),
         private_metadata=request_id,
         blocks=blocks,

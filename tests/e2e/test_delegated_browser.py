@@ -107,7 +107,14 @@ def test_the_wrong_account_in_a_browser_gets_a_clear_refusal_page(
 def test_grace_approves_pims_approval_after_signing_in_in_a_browser(
     make_stack: Callable[..., Stack], tmp_path: Path
 ) -> None:
-    from tests.e2e.test_pim_approvals import GRACE_ENTRA, PINNED, _ask, _pim_card, _steps
+    from tests.e2e.test_pim_approvals import (
+        GRACE_ENTRA,
+        PINNED,
+        _ask,
+        _pim_card,
+        _steps,
+        approve_in_pim,
+    )
 
     stack = make_stack(PINNED, delegated=True)
     driver = launch_chromium(tmp_path / "grace", trusted_pins=(emulator_pin(stack.emu),))
@@ -116,7 +123,7 @@ def test_grace_approves_pims_approval_after_signing_in_in_a_browser(
         sign_in_in_browser(driver, sign_in_link(stack, ADA))
         driver.delete_all_cookies()
         _ask(stack, PRA)
-        stack.sender.click("pim-approve", user=GRACE, message=_pim_card(stack))
+        approve_in_pim(stack, GRACE, _pim_card(stack))
         heading = sign_in_in_browser(driver, sign_in_link(stack, GRACE), "grace")
         save_screenshot(driver, "callback-approver-decided")
         assert heading == "Connected as grace@contoso.example"

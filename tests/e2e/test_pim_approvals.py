@@ -70,6 +70,17 @@ def _pim_card(stack: Stack, stage: int = 1) -> Any:
     return stack.wait(found, what=f"PIM's approval card for stage {stage}")
 
 
+def approve_in_pim(stack: Stack, user: str, card: Any, why: str = "Ticket checked") -> None:
+    """Approve on PIM's card: the stage requires the approver's justification (PIM's
+    isApproverJustificationRequired), so the click opens a form for it first."""
+    opened = len(stack.slack.calls("views.open"))
+    stack.sender.click("pim-approve", user=user, message=card)
+    stack.slack.wait_for("views.open", opened + 1, timeout=30)
+    view = stack.slack.latest_view(user)
+    assert view["title"]["text"] == "Approve in PIM"
+    stack.sender.submit_view(view, {"deny_reason": why}, user=user)
+
+
 def _steps(stack: Stack) -> list[dict[str, Any]]:
     return [s for a in stack.emu.state.approvals for s in a["steps"]]
 
@@ -94,13 +105,14 @@ def test_grace_approves_in_pim_from_slack_and_ada_is_active_as_herself(
     card = _pim_card(stack)
     assert "adminAssign" not in str(stack.emu.state.requests)
     # Grace has not signed in yet: her click brings a sign-in link; the decision follows it.
-    stack.sender.click("pim-approve", user=GRACE, message=card)
+    approve_in_pim(stack, GRACE, card)
     link = sign_in_link(stack, GRACE)
     stack.wait(lambda: "sign in" in _replies(stack, GRACE).lower(), what="the sign-in answer")
     page, _ = finish_sign_in(stack, link, "grace")
     assert page.status_code == 200 and "decision is recorded in PIM" in page.text, page.text
     [step] = _steps(stack)
     assert step["reviewResult"] == "Approve" and step["reviewedBy"]["id"] == GRACE_ENTRA
+    assert step["justification"] == "Ticket checked"  # hers, asked for, carried to PIM
     stack.wait(lambda: any("is active until" in t for t in stack.dm_texts(ADA)), what="active")
     assert made["principalId"] == ADA_ENTRA
     updated = stack.slack.message(APPROVALS, card.ts)
@@ -116,16 +128,16 @@ def test_two_stages_need_one_approval_each_from_different_people(
     _ask(stack, TWO_STAGES)
     first = _pim_card(stack, 1)
     # Alan is stage 2's approver, not stage 1's: PIM refuses him and nothing changes.
-    stack.sender.click("pim-approve", user=ALAN, message=first)
+    approve_in_pim(stack, ALAN, first)
     stack.wait(
         lambda: "not an approver for this request in PIM" in _replies(stack, ALAN),
         what="the refusal",
     )
     assert all(s["reviewResult"] == "NotReviewed" for s in _steps(stack))
-    stack.sender.click("pim-approve", user=GRACE, message=first)
+    approve_in_pim(stack, GRACE, first)
     second = _pim_card(stack, 2)
     assert not any("is active until" in t for t in stack.dm_texts(ADA))
-    stack.sender.click("pim-approve", user=ALAN, message=second)
+    approve_in_pim(stack, ALAN, second)
     stack.wait(lambda: any("is active until" in t for t in stack.dm_texts(ADA)), what="active")
     reviewers = [s["reviewedBy"]["id"] for s in _steps(stack)]
     assert reviewers == [GRACE_ENTRA, ALAN_ENTRA]
@@ -136,7 +148,7 @@ def test_a_denial_at_the_second_stage_ends_it(make_stack: Callable[..., Stack]) 
     _connect(stack, GRACE, "grace")
     _connect(stack, ALAN, "alan")
     _ask(stack, TWO_STAGES)
-    stack.sender.click("pim-approve", user=GRACE, message=_pim_card(stack, 1))
+    approve_in_pim(stack, GRACE, _pim_card(stack, 1))
     second = _pim_card(stack, 2)
     opened = len(stack.slack.calls("views.open"))
     stack.sender.click("pim-deny", user=ALAN, message=second)
@@ -197,7 +209,7 @@ def test_a_stage_decided_in_the_portal_moves_the_card_to_the_next_stage(
     stack.runtime.sweeper.sweep()
     second = _pim_card(stack, 2)
     assert "stage 1 approved by Grace Hopper" in str(second.blocks)
-    stack.sender.click("pim-approve", user=ALAN, message=second)
+    approve_in_pim(stack, ALAN, second)
     stack.wait(lambda: any("is active until" in t for t in stack.dm_texts(ADA)), what="active")
 
 
@@ -250,7 +262,7 @@ def test_an_unanswered_stage_escalates_when_pim_does(make_stack: Callable[..., S
     stack.emu.advance_clock(31 * 60)
     stack.runtime.sweeper.sweep()
     card = stack.wait(lambda: _escalation_card(stack), what="the escalation card to Alan")
-    stack.sender.click("pim-approve", user=ALAN, message=card)
+    approve_in_pim(stack, ALAN, card)
     stack.wait(lambda: any("is active until" in t for t in stack.dm_texts(ADA)), what="active")
     [step] = _steps(stack)
     assert step["reviewedBy"]["id"] == ALAN_ENTRA

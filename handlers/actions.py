@@ -74,9 +74,13 @@ def handle_approve_button(
                 view=deny_reason_modal(request_id, request=request, approve_in_pim=True),
             )
             return
-        pim_approvals.approve(request_id, person, ports=deps.ports)
-        if (body.get("view") or {}).get("type") == "home":
-            publish_home(client, deps, person)
+        # The decision itself (Graph, Slack) runs on pimbot's work pool, like every click.
+        _act(
+            deps,
+            client,
+            body,
+            lambda who, rid: pim_approvals.approve(rid, who, ports=deps.ports),
+        )
 
     run_now(deps, client, body["user"]["id"], approve_or_ask, surface=Reply(body))
 

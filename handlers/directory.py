@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from slack_sdk import WebClient
@@ -42,6 +46,62 @@ class SlackWebDirectory:
             log.warning("Slack user group @%s does not exist", handle)
             return []
         return list(self._client.usergroups_users_list(usergroup=group["id"])["users"])
+
+
+# Every click identifies its person with users.info, and every DM reads the time zone: a short
+# cache saves those calls without letting a deactivated account act for long (Entra accounts
+# are cached as long: use_cases.identity.ACCOUNT_TTL). Bounded, oldest first out.
+PROFILE_TTL = 60.0
+PROFILE_CACHE_SIZE = 5000
+
+
+class CachedSlackDirectory:
+    """``SlackDirectory`` with users.info answers (found or not) kept ``ttl`` seconds."""
+
+    def __init__(
+        self,
+        inner: SlackWebDirectory,
+        *,
+        ttl: float = PROFILE_TTL,
+        size: int = PROFILE_CACHE_SIZE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._inner, self._ttl, self._size, self._clock = inner, ttl, size, clock
+        self._profiles: OrderedDict[str, tuple[float, SlackProfile | None]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Event] = {}
+
+    def user_profile(self, user_id: str) -> SlackProfile | None:
+        while True:
+            now = self._clock()
+            with self._lock:
+                hit = self._profiles.get(user_id)
+                if hit is not None and now - hit[0] < self._ttl:
+                    self._profiles.move_to_end(user_id)
+                    return hit[1]
+                waiting = self._loading.get(user_id)
+                if waiting is None:
+                    # Single flight: one users.info per person at a time; the others wait.
+                    self._loading[user_id] = threading.Event()
+                    break
+            waiting.wait(timeout=10)
+        try:
+            profile = self._inner.user_profile(user_id)
+            with self._lock:
+                self._profiles[user_id] = (self._clock(), profile)
+                self._profiles.move_to_end(user_id)
+                while len(self._profiles) > self._size:
+                    self._profiles.popitem(last=False)
+            return profile
+        finally:
+            with self._lock:
+                self._loading.pop(user_id).set()
+
+    def user_by_email(self, email: str) -> SlackProfile | None:
+        return self._inner.user_by_email(email)
+
+    def usergroup_members(self, handle: str) -> list[str]:
+        return self._inner.usergroup_members(handle)
 
 
 def _profile(user: dict[str, Any]) -> SlackProfile:

@@ -19,6 +19,7 @@ from bot.use_cases.services import open_for_extension
 from handlers.after_ack import Modal, run_after_ack
 from handlers.blocks import extend_modal, loading_modal, request_modal
 from handlers.context import SlackDeps
+from handlers.middleware import ContextPreservingExecutor
 
 log = logging.getLogger(__name__)
 REQUEST_TITLE = "Request a PIM role"
@@ -30,6 +31,10 @@ def open_request_modal(
 ) -> None:
     view = client.views_open(trigger_id=trigger_id, view=loading_modal())["view"]
     fill_request_modal_after_ack(client, deps, view=view, user_id=user_id, role_query=role_query)
+
+
+# Parallel Graph reads one form may make (two lists, then one policy per eligible role).
+FORM_READS = 8
 
 
 def fill_request_modal_after_ack(
@@ -69,9 +74,21 @@ def fill_request_modal(
     selected_role_id: str | None = None,
 ) -> None:
     assert person.entra_id is not None
-    eligible = deps.pim_reads.list_eligible_roles(person.entra_id)
-    active = deps.pim_reads.list_active_assignments(person.entra_id)
-    rules = {e.role.role_definition_id: deps.ports.rules.rules_for(e.role) for e in eligible}
+    principal = person.entra_id
+    # The form's reads go out together, not one after another: what the person is eligible
+    # for and what is active now, then every eligible role's rules at once.
+    with ContextPreservingExecutor(
+        max_workers=FORM_READS, thread_name_prefix="pimbot-form"
+    ) as pool:
+        eligible_read = pool.submit(deps.pim_reads.list_eligible_roles, principal)
+        active_read = pool.submit(deps.pim_reads.list_active_assignments, principal)
+        eligible = eligible_read.result()
+        rule_reads = {
+            e.role.role_definition_id: pool.submit(deps.ports.rules.rules_for, e.role)
+            for e in eligible
+        }
+        active = active_read.result()
+        rules = {role_id: read.result() for role_id, read in rule_reads.items()}
     selected = selected_role_id or match_role(eligible, role_query)
     form = request_modal(eligible, active, rules, selected, requester_slack_id=person.slack_user)
     client.views_update(view_id=view["id"], view=form)

@@ -33,7 +33,7 @@ from bot.app.scheduler import Sweeper, build_scheduler
 from bot.app.settings import Settings, redact_url
 from bot.domain.elevation import AuditEntry
 from bot.domain.errors import ConfigurationError
-from bot.domain.ports import Clock, IdentityLink, PimClient
+from bot.domain.ports import Clock, IdentityLink, PimClient, SlackDirectory
 from bot.domain.rules import DeploymentMode
 from bot.use_cases.approvers import DirectoryApproverResolver
 from bot.use_cases.catalog import CachedAccessPolicies, CachedRulesSource, ReadCachingPimClient
@@ -43,7 +43,7 @@ from bot.use_cases.services import Ports
 from bot.use_cases.signing_in import Delegation
 from handlers import register_handlers
 from handlers.context import SlackDeps
-from handlers.directory import SlackWebDirectory
+from handlers.directory import CachedSlackDirectory, SlackWebDirectory
 from handlers.http import BackgroundHttpServer, WSGIApp, make_http_app
 from handlers.middleware import ContextPreservingExecutor, observe_slack_calls
 from handlers.notifier import SlackNotifier
@@ -278,7 +278,7 @@ def build_slack_runtime(
         closers.append(graph.close)
         pim = graph
     pim_reads = ReadCachingPimClient(pim, clock=clock)
-    directory = SlackWebDirectory(web)
+    directory = CachedSlackDirectory(SlackWebDirectory(web))
     if delegation is None and settings.delegated_enabled and isinstance(pim, GraphPimClient):
         delegation = build_delegation(settings, pim, web=web, directory=directory)
     rules = CachedRulesSource(
@@ -376,7 +376,7 @@ def build_slack_runtime(
 
 
 def build_delegation(
-    settings: Settings, graph: GraphPimClient, *, web: WebClient, directory: SlackWebDirectory
+    settings: Settings, graph: GraphPimClient, *, web: WebClient, directory: SlackDirectory
 ) -> Delegation:
     """Delegated mode's parts: people's sign-ins through the same app registration and Graph
     connection, their token caches sealed with PIMBOT_TOKEN_KEY."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import httpx
 import pytest
 
+from bot.adapters.graph.client import SingleFlight
 from bot.domain.elevation import RoleRef, Ticket
 from bot.domain.errors import AssignmentNotFound, PimUnavailable
 from bot.domain.ports import ActivationRequest
@@ -477,3 +480,47 @@ def test_a_transport_failure_on_reads_is_retried(graph: Graph) -> None:
 
     assert graph.client().resolve_user(ADA) is not None
     assert len(graph.requests) == 2 and len(graph.sleeps) == 1
+
+
+def test_one_forms_reads_share_one_transitive_member_of_call(graph: Graph) -> None:
+    """Eligibility and active assignments both need the person's groups; read side by side
+    (as the request form does) they make one transitiveMemberOf call, not two."""
+    seen = threading.Barrier(2, timeout=5)
+
+    def groups(request: httpx.Request) -> httpx.Response:
+        return reply(200, {"value": []})
+
+    def instances(request: httpx.Request) -> httpx.Response:
+        seen.wait()  # both lists are in flight together
+        return reply(200, {"value": []})
+
+    graph.on("GET", f"/users/{ADA}/transitiveMemberOf", groups)
+    graph.on("GET", "/roleManagement/directory/roleEligibilityScheduleInstances", instances)
+    graph.on("GET", "/roleManagement/directory/roleAssignmentScheduleInstances", instances)
+    client = graph.client()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        eligible = pool.submit(client.list_eligible_roles, ADA)
+        active = pool.submit(client.list_active_assignments, ADA)
+        assert eligible.result() == [] and active.result() == []
+    assert len([u for u in graph.urls("GET") if "transitiveMemberOf" in u]) == 1
+
+
+def test_single_flight_keeps_a_value_for_its_ttl_and_not_a_failure() -> None:
+    now = [0.0]
+    loads: list[str] = []
+    memo: SingleFlight[str] = SingleFlight(10.0, clock=lambda: now[0])
+
+    def load(key: str) -> str:
+        loads.append(key)
+        if key == "bad":
+            raise RuntimeError("Graph said no")
+        return key.upper()
+
+    assert memo.get("ada", load) == "ADA" and memo.get("ada", load) == "ADA"
+    with pytest.raises(RuntimeError):
+        memo.get("bad", load)
+    with pytest.raises(RuntimeError):
+        memo.get("bad", load)  # a failure is not kept: asked again
+    now[0] = 11.0
+    memo.get("ada", load)
+    assert loads == ["ada", "bad", "bad", "ada"]

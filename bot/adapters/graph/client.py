@@ -8,11 +8,12 @@ Broker mode: an active, time-bound assignment is created with ``adminAssign`` an
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 import httpx
 
@@ -63,6 +64,44 @@ CREATE_ATTEMPTS = 3
 CREATE_LOOKBACK = timedelta(minutes=5)
 
 Json = Mapping[str, Any]
+# A person's role-assignable groups, kept this long: long enough to serve the reads of one
+# form or one burst, short enough that timers see membership changes at once in practice.
+GROUPS_TTL = 10.0
+T = TypeVar("T")
+
+
+class SingleFlight(Generic[T]):
+    """Per-key values kept ``ttl`` seconds; of concurrent loads of one key only one runs,
+    the others wait for its answer (a failed load is not kept)."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl, self._clock = ttl, clock
+        self._lock = threading.Lock()
+        self._values: dict[str, tuple[float, T]] = {}
+        self._loading: dict[str, threading.Event] = {}
+
+    def get(self, key: str, load: Callable[[str], T]) -> T:
+        while True:
+            with self._lock:
+                hit = self._values.get(key)
+                if hit is not None and self._clock() - hit[0] < self._ttl:
+                    return hit[1]
+                waiting = self._loading.get(key)
+                if waiting is None:
+                    self._loading[key] = threading.Event()
+                    break
+            waiting.wait(timeout=30)
+        try:
+            value = load(key)
+            with self._lock:
+                self._values[key] = (self._clock(), value)
+                if len(self._values) > 10_000:  # bounded: drop the oldest
+                    oldest = min(self._values, key=lambda k: self._values[k][0])
+                    del self._values[oldest]
+            return value
+        finally:
+            with self._lock:
+                self._loading.pop(key).set()
 
 
 class GraphPimClient:
@@ -87,6 +126,7 @@ class GraphPimClient:
         )
         self._now = now or (lambda: datetime.now(UTC))
         self._settings = (http, retry, sleep, now, observer)
+        self._groups: SingleFlight[list[str]] = SingleFlight(GROUPS_TTL)
         # Broker mode asks PIM as the app (adminAssign); ``acting_as`` makes a client that
         # asks as the person (selfActivate).
         self._activate, self._deactivate = "adminAssign", "adminRemove"
@@ -174,6 +214,11 @@ class GraphPimClient:
         return list(members.values())
 
     def _role_assignable_groups(self, principal_id: str) -> list[str]:
+        # Eligibility and active assignments both need it, read side by side for one form:
+        # one call serves both (and a burst of the same person's clicks).
+        return self._groups.get(principal_id, self._read_role_assignable_groups)
+
+    def _read_role_assignable_groups(self, principal_id: str) -> list[str]:
         path = f"/users/{odata.segment(principal_id)}/transitiveMemberOf"
         params = {"$select": "id,displayName,isAssignableToRole"}
         groups = [

@@ -131,7 +131,10 @@ def count_statements(log_lines: Sequence[str], database: str) -> Counter[str]:
 
 
 def describe_counts(counts: Counter[str], per: int) -> str:
-    parts = [f"{n / per:.1f} {name}" for name, n in counts.most_common()]
+    parts = [
+        f"{n / per:.1f} {name}" if n >= per / 10 else f"{n / per:.2f} {name}"
+        for name, n in counts.most_common()
+    ]
     return ", ".join(parts)
 
 
@@ -484,7 +487,7 @@ def graph_round_trip(stand: Stand, person: Requester) -> float:
     return elapsed
 
 
-def open_form(stand: Stand, pimbot: Child, user: str) -> tuple[float, float, int]:
+def open_form(stand: Stand, pimbot: Child, user: str) -> tuple[float, float, list[str]]:
     """(seconds to views.open, seconds to its views.update, Graph calls) for one
     ``/pim request``, from the POST to what the fake Slack recorded."""
     opens_before = len(stand.slack.calls("views.open"))
@@ -506,7 +509,7 @@ def open_form(stand: Stand, pimbot: Child, user: str) -> tuple[float, float, int
     wait_for(lambda: bool(updated()), 120, "views.update", pimbot)
     filled = updated()[0]
     settle(stand)
-    return opened.at - started, filled.at - started, len(stand.graph) - graph_before
+    return opened.at - started, filled.at - started, stand.graph.since(graph_before)
 
 
 def cards_by_request(slack: FakeSlack) -> dict[str, SlackMessage]:
@@ -642,6 +645,7 @@ class BackendResult:
     burst: Burst
     rss_mib: float
     sql_problem: str
+    form_graph: list[str] = field(default_factory=list)  # the last timed fill, in order
 
 
 def measure_pimbot(
@@ -687,12 +691,14 @@ def measure_pimbot(
 
             emu.faults.latency = options.latency
             opens, fills, calls, trips = [], [], [], []
+            form_graph: list[str] = []
             for person in form_people[: options.form_runs]:
                 trips.append(graph_round_trip(stand, person))
                 opened, filled, graph_calls = open_form(stand, pimbot, person.slack_user)
                 opens.append(opened)
                 fills.append(filled)
-                calls.append(graph_calls)
+                calls.append(len(graph_calls))
+                form_graph = graph_calls
             print(f"  {backend}: form {statistics.median(fills):.2f} s", file=sys.stderr)
 
             emu.faults.latency = options.burst_latency
@@ -723,6 +729,7 @@ def measure_pimbot(
             burst,
             rss,
             db.log_problem,
+            form_graph,
         )
 
 
@@ -844,13 +851,18 @@ def run(options: Options) -> int:
         first_ack = cast[options.backends[0]][0]
         bare = measure_bare_bolt(stand, options, first_ack[2:])
         rows: list[Row] = []
+        notes: list[str] = []
         for backend in options.backends:
             print(f"pimbot on {backend}", file=sys.stderr)
             result = measure_pimbot(stand, options, backend, *cast[backend])
             rows += rows_for(result, bare, options)
+            notes.append(f"Graph calls of one form fill ({backend}), in order:")
+            notes += [f"  {call}" for call in result.form_graph]
     print(f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {header}")
     print()
     print(markdown_table(rows))
+    print()
+    print("\n".join(notes))
     return 0
 
 
@@ -888,8 +900,15 @@ def main(argv: list[str] | None = None) -> int:
         count=args.count or (20 if args.quick else 100),
         form_runs=args.form_runs or (1 if args.quick else 3),
     )
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds like Ctrl-C
-    return run(options)
+    # Both unwind the ExitStack: children stopped, the database dropped, files removed. SIGINT
+    # explicitly, since a shell starting the suite in the background leaves it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        return run(options)
+    except KeyboardInterrupt:
+        print("interrupted: everything the suite started is stopped", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

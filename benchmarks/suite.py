@@ -287,6 +287,10 @@ def make_tenant(requesters: list[Requester], form_people: list[Requester]) -> Te
     return Tenant.model_validate(
         {
             **base,
+            # The demo tenant pages every 2 items to exercise paging; that would add round
+            # trips no real tenant costs. Microsoft documents no default page size for the
+            # PIM lists; 100 keeps every list here on one page, as for a normal person.
+            "page_size": 100,
             "users": [*base["users"], *users],
             "groups": groups,
             "eligibilities": [*base["eligibilities"], *eligible],

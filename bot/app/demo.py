@@ -396,6 +396,21 @@ GRACE_SIGN_IN = ("grace@contoso.example", "emulator-password-grace", "135790")
 ALAN_SIGN_IN = ("alan@contoso.example", "emulator-password-alan", "")
 
 
+def _pim_card(demo: Demo, stage: int) -> Any:
+    """The newest card for ``stage`` of PIM's approval that still has its buttons."""
+    return demo.wait(
+        lambda: next(
+            (
+                m
+                for m in reversed(demo.slack.messages(APPROVALS))
+                if f"stage {stage} of 2" in str(m.blocks) and "pim-approve" in str(m.blocks)
+            ),
+            None,
+        ),
+        f"PIM's stage-{stage} card",
+    )
+
+
 def _demo_policy(workdir: Path) -> Path:
     """The demo's one rule: the two-stage role is activated as the person, so that PIM runs
     its own approval and its approvers decide it from Slack."""
@@ -412,17 +427,7 @@ def _pim_approval_story(demo: Demo) -> None:
         ADA, TWO_STAGES, "Conditional Access Administrator", "Review the sign-in policies"
     )
     demo.dm_with(ADA, "waiting for approval in pim")
-    card = demo.wait(
-        lambda: next(
-            (
-                m
-                for m in reversed(demo.slack.messages(APPROVALS))
-                if "stage 1 of 2" in str(m.blocks) and "pim-approve" in str(m.blocks)
-            ),
-            None,
-        ),
-        "PIM's stage-1 card",
-    )
+    card = _pim_card(demo, 1)
     demo.show()
 
     demo.step(GRACE, "clicks Approve and gives the justification PIM requires; she has not")
@@ -433,17 +438,7 @@ def _pim_approval_story(demo: Demo) -> None:
 
     demo.step(GRACE, "signs in: her decision goes to PIM as Grace; stage 2 goes to Alan")
     demo.sign_in(link, *GRACE_SIGN_IN)
-    second = demo.wait(
-        lambda: next(
-            (
-                m
-                for m in reversed(demo.slack.messages(APPROVALS))
-                if "stage 2 of 2" in str(m.blocks) and "pim-approve" in str(m.blocks)
-            ),
-            None,
-        ),
-        "PIM's stage-2 card",
-    )
+    second = _pim_card(demo, 2)
     demo.show()
 
     demo.step(ALAN, "clicks Approve, signs in, and PIM activates the role for Ada as Ada")

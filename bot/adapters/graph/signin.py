@@ -232,38 +232,34 @@ class MsalSignIn:
         return self._completed(result, cache, tenant, public=True)
 
     def _public(self, tenant: str, cache: msal.SerializableTokenCache) -> Any:
-        authority = f"{self._authority_host}/{tenant}"
-        try:
-            return self._public_app_factory(
-                self._client_id,
-                authority=authority,
-                http_client=self._http_client,
-                token_cache=cache,
-                http_cache=self._http_cache,
-                instance_discovery=_host(authority) in WELL_KNOWN_AUTHORITY_HOSTS,
-            )
-        except (httpx.HTTPError, MsalServiceError) as exc:
-            raise PimUnavailable(
-                f"Could not reach Microsoft Entra ID at {_host(authority)} ({type(exc).__name__})."
-            ) from exc
-        except ValueError as exc:
-            raise SignInFailed(
-                f"Microsoft Entra ID does not know the tenant {tenant!r}.", code="unknown_tenant"
-            ) from exc
+        """msal's public client (device code: no client credential)."""
+        return self._build(self._public_app_factory, tenant, cache)
 
     # --- plumbing -----------------------------------------------------------------------------
 
     def _application(self, tenant: str, cache: msal.SerializableTokenCache) -> Any:
+        """msal's confidential client, with the app registration's credential."""
+        return self._build(
+            self._app_factory, tenant, cache, client_credential=self._credential_value()
+        )
+
+    def _build(
+        self,
+        factory: Callable[..., Any],
+        tenant: str,
+        cache: msal.SerializableTokenCache,
+        **credential: Any,
+    ) -> Any:
         authority = f"{self._authority_host}/{tenant}"
         try:
-            return self._app_factory(
+            return factory(
                 self._client_id,
-                client_credential=self._credential_value(),
                 authority=authority,
                 http_client=self._http_client,
                 token_cache=cache,
                 http_cache=self._http_cache,
                 instance_discovery=_host(authority) in WELL_KNOWN_AUTHORITY_HOSTS,
+                **credential,
             )
         except (httpx.HTTPError, MsalServiceError) as exc:
             raise PimUnavailable(

@@ -30,6 +30,7 @@ from bot.use_cases.signing_in import (
     PIM_DECISION,
     STEP_UP,
     Delegation,
+    audit_event,
     make_sign_in_link,
     open_link,
 )
@@ -256,9 +257,9 @@ def _refused(title: str, message: str) -> SignInOutcome:
 def _audit(
     ports: Ports, request_id: str | None, action: str, detail: str, *, actor: str = "anonymous"
 ) -> None:
-    with ports.uow() as uow:
-        uow.audit.add(AuditEntry(request_id, actor, action, None, None, ports.clock.now(), detail))
-        uow.commit()
+    audit_event(
+        ports.uow, ports.clock, request_id=request_id, actor=actor, action=action, detail=detail
+    )
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.domain.elevation import AuditEntry, Decision, ElevationRequest, Person, RequestStatus
+from bot.domain.elevation import Decision, ElevationRequest, Person, RequestStatus
 from bot.domain.errors import (
     AlreadyDecided,
     IdentityError,
@@ -22,7 +22,7 @@ from bot.domain.errors import (
 )
 from bot.use_cases import services
 from bot.use_cases.services import Ports, change_request, load_request
-from bot.use_cases.signing_in import PIM_DECISION, PersonToken, make_sign_in_link
+from bot.use_cases.signing_in import PIM_DECISION, PersonToken, audit_event, make_sign_in_link
 from bot.use_cases.timers import follow_pim_approval
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,14 @@ def decide_in_pim(
             follow_pim_approval(request_id, ports=ports)
             raise AlreadyDecided("PIM is not waiting for this approval any more.")
         if not current.assigned_to_me:
-            _audit(ports, request_id, approver, "pim_decision_refused", "not an approver in PIM")
+            audit_event(
+                ports.uow,
+                ports.clock,
+                request_id=request_id,
+                actor=approver.key,
+                action="pim_decision_refused",
+                detail="not an approver in PIM",
+            )
             raise NotAuthorized("You are not an approver for this request in PIM.")
         as_approver.review_stage(
             request.pim_approval.approval_id, current.id, approve=approve, justification=words
@@ -191,11 +198,3 @@ def decide_after_sign_in(
     except PimbotError as exc:
         log.warning("decision after sign-in not made: %s", exc.user_message)
         return None
-
-
-def _audit(ports: Ports, request_id: str, actor: Person, action: str, detail: str) -> None:
-    with ports.uow() as uow:
-        uow.audit.add(
-            AuditEntry(request_id, actor.key, action, None, None, ports.clock.now(), detail)
-        )
-        uow.commit()

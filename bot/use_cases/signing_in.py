@@ -187,6 +187,21 @@ class PersonToken:
         return token
 
 
+def audit_event(
+    uow: Callable[[], UnitOfWork],
+    clock: Clock,
+    *,
+    request_id: str | None,
+    actor: str,
+    action: str,
+    detail: str,
+) -> None:
+    """One audit line of its own (sign-ins and refusals that change no request)."""
+    with uow() as work:
+        work.audit.add(AuditEntry(request_id, actor, action, None, None, clock.now(), detail))
+        work.commit()
+
+
 def stored_sign_in(
     uow: Callable[[], UnitOfWork], person: Person, tenant: str
 ) -> StoredSignIn | None:

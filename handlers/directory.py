@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.app.concurrency import SingleFlight
 from bot.domain.ports import SlackProfile
 
 log = logging.getLogger(__name__)
@@ -66,36 +65,14 @@ class CachedSlackDirectory:
         size: int = PROFILE_CACHE_SIZE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._inner, self._ttl, self._size, self._clock = inner, ttl, size, clock
-        self._profiles: OrderedDict[str, tuple[float, SlackProfile | None]] = OrderedDict()
-        self._lock = threading.Lock()
-        self._loading: dict[str, threading.Event] = {}
+        self._inner = inner
+        # Single flight: one users.info per person at a time; the others wait for it.
+        self._profiles: SingleFlight[SlackProfile | None] = SingleFlight(
+            ttl, size=size, clock=clock
+        )
 
     def user_profile(self, user_id: str) -> SlackProfile | None:
-        while True:
-            now = self._clock()
-            with self._lock:
-                hit = self._profiles.get(user_id)
-                if hit is not None and now - hit[0] < self._ttl:
-                    self._profiles.move_to_end(user_id)
-                    return hit[1]
-                waiting = self._loading.get(user_id)
-                if waiting is None:
-                    # Single flight: one users.info per person at a time; the others wait.
-                    self._loading[user_id] = threading.Event()
-                    break
-            waiting.wait(timeout=10)
-        try:
-            profile = self._inner.user_profile(user_id)
-            with self._lock:
-                self._profiles[user_id] = (self._clock(), profile)
-                self._profiles.move_to_end(user_id)
-                while len(self._profiles) > self._size:
-                    self._profiles.popitem(last=False)
-            return profile
-        finally:
-            with self._lock:
-                self._loading.pop(user_id).set()
+        return self._profiles.get(user_id, self._inner.user_profile)
 
     def user_by_email(self, email: str) -> SlackProfile | None:
         return self._inner.user_by_email(email)

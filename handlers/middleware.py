@@ -8,15 +8,13 @@ each listener runs in a copy of the context the middleware bound the ids in.
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
@@ -24,10 +22,6 @@ from slack_sdk.http_retry import HttpRequest, HttpResponse, RetryHandler, RetryS
 
 from bot.app.logs import begin_interaction
 from bot.domain.ports import UnitOfWork
-
-P = ParamSpec("P")
-T = TypeVar("T")
-
 
 _VERIFIED = "pimbot_verified"
 log = logging.getLogger(__name__)
@@ -133,18 +127,6 @@ def _is_uuid(value: object) -> bool:
         return isinstance(value, str) and str(uuid.UUID(value)) == value.lower()
     except ValueError:
         return False
-
-
-class ContextPreservingExecutor(ThreadPoolExecutor):
-    """Runs each task in a copy of the submitting thread's ``contextvars`` context."""
-
-    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
-        context = contextvars.copy_context()
-
-        def run() -> T:
-            return context.run(fn, *args, **kwargs)
-
-        return super().submit(run)
 
 
 class SlackCallListener(Protocol):

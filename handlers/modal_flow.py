@@ -12,6 +12,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 
+from bot.app.concurrency import ContextPreservingExecutor
 from bot.domain.elevation import Person
 from bot.domain.ports import EligibleRole
 from bot.domain.rules import MIN_DURATION, extension_needs_approval
@@ -19,7 +20,6 @@ from bot.use_cases.services import open_for_extension
 from handlers.after_ack import Modal, run_after_ack
 from handlers.blocks import extend_modal, loading_modal, request_modal
 from handlers.context import SlackDeps
-from handlers.middleware import ContextPreservingExecutor
 
 log = logging.getLogger(__name__)
 REQUEST_TITLE = "Request a PIM role"

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.adapters.graph import GraphPimClient, build_pim_client, build_sign_in
 from bot.adapters.sealing import FernetSealer
 from bot.app.clock import SystemClock
+from bot.app.concurrency import ContextPreservingExecutor
 from bot.app.logs import keep_request_bodies_out_of_logs
 from bot.app.metrics import Metrics, MetricsNotifier
 from bot.app.policy_file import PolicyFile, load_policy_file
@@ -45,7 +46,7 @@ from handlers import register_handlers
 from handlers.context import SlackDeps
 from handlers.directory import CachedSlackDirectory, SlackWebDirectory
 from handlers.http import BackgroundHttpServer, WSGIApp, make_http_app
-from handlers.middleware import ContextPreservingExecutor, observe_slack_calls
+from handlers.middleware import observe_slack_calls
 from handlers.notifier import SlackNotifier
 from handlers.signin_messages import SlackSignInMessages
 from storage.audit_chain import ChainReport

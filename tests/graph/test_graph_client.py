@@ -9,7 +9,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from bot.adapters.graph.client import SingleFlight
+from bot.app.concurrency import SingleFlight
 from bot.domain.elevation import RoleRef, Ticket
 from bot.domain.errors import AssignmentNotFound, PimUnavailable
 from bot.domain.ports import ActivationRequest

@@ -19,6 +19,7 @@ import pytest
 from slack_bolt import App, BoltContext, BoltRequest
 from slack_bolt.authorization import AuthorizeResult
 
+from bot.app.concurrency import ContextPreservingExecutor
 from bot.app.logs import (
     JsonFormatter,
     SecretMaskingFilter,
@@ -30,7 +31,7 @@ from bot.app.logs import (
     current_request_id,
     log_context,
 )
-from handlers.middleware import ContextPreservingExecutor, correlate_interaction, request_id_in
+from handlers.middleware import correlate_interaction, request_id_in
 from tests.e2e.conftest import ADA, GRACE, PRA, Stack
 
 # Threads that work for pimbot: waitress receives and acks, the listener pool does the rest.

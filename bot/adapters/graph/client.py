@@ -7,15 +7,12 @@ Broker mode: an active, time-bound assignment is created with ``adminAssign`` an
 
 from __future__ import annotations
 
-import contextvars
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
@@ -29,6 +26,7 @@ from bot.adapters.graph.transport import (
     Retry,
     RetryPolicy,
 )
+from bot.app.concurrency import ContextPreservingExecutor, SingleFlight
 from bot.domain.durations import to_iso8601
 from bot.domain.elevation import RoleRef, Ticket
 from bot.domain.errors import (
@@ -71,50 +69,6 @@ Json = Mapping[str, Any]
 GROUPS_TTL = 10.0
 # Graph reads one listing may run side by side (a person's own list and each group's).
 PARALLEL_READS = 8
-T = TypeVar("T")
-
-
-class ContextPreservingPool(ThreadPoolExecutor):
-    """A thread pool whose tasks run in a copy of the submitter's ``contextvars`` (the log
-    lines of a read keep the interaction's correlation id)."""
-
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        context = contextvars.copy_context()
-        return super().submit(context.run, fn, *args, **kwargs)
-
-
-class SingleFlight(Generic[T]):
-    """Per-key values kept ``ttl`` seconds; of concurrent loads of one key only one runs,
-    the others wait for its answer (a failed load is not kept)."""
-
-    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._ttl, self._clock = ttl, clock
-        self._lock = threading.Lock()
-        self._values: dict[str, tuple[float, T]] = {}
-        self._loading: dict[str, threading.Event] = {}
-
-    def get(self, key: str, load: Callable[[str], T]) -> T:
-        while True:
-            with self._lock:
-                hit = self._values.get(key)
-                if hit is not None and self._clock() - hit[0] < self._ttl:
-                    return hit[1]
-                waiting = self._loading.get(key)
-                if waiting is None:
-                    self._loading[key] = threading.Event()
-                    break
-            waiting.wait(timeout=30)
-        try:
-            value = load(key)
-            with self._lock:
-                self._values[key] = (self._clock(), value)
-                if len(self._values) > 10_000:  # bounded: drop the oldest
-                    oldest = min(self._values, key=lambda k: self._values[k][0])
-                    del self._values[oldest]
-            return value
-        finally:
-            with self._lock:
-                self._loading.pop(key).set()
 
 
 class GraphPimClient:
@@ -270,21 +224,20 @@ class GraphPimClient:
 
         The user's own list and their groups are asked for at once, then every group's list
         at once: two round trips to Graph whatever the number of groups, not 2 + groups."""
-        with ContextPreservingPool(max_workers=PARALLEL_READS) as pool:
-            own = pool.submit(lambda: list(self._pages(path, _by_principal(principal_id))))
+        with ContextPreservingExecutor(max_workers=PARALLEL_READS) as pool:
+            own = pool.submit(self._listing, path, principal_id)
             groups = self._role_assignable_groups(principal_id)
             per_group = [
-                (
-                    group_id,
-                    pool.submit(lambda g=group_id: list(self._pages(path, _by_principal(g)))),
-                )
-                for group_id in groups
+                (group_id, pool.submit(self._listing, path, group_id)) for group_id in groups
             ]
             for obj in own.result():
                 yield obj, None
             for group_id, read in per_group:
                 for obj in read.result():
                     yield obj, group_id
+
+    def _listing(self, path: str, principal_id: str) -> list[Json]:
+        return list(self._pages(path, _by_principal(principal_id)))
 
     # --- role settings ----------------------------------------------------------------------
 

@@ -67,14 +67,14 @@ def post_back(callback: str, params: dict[str, str]) -> httpx.Response:
 
 
 def connect(stack: Stack, who: str = "ada") -> httpx.Response:
-    before = _link_count(stack, ADA)
+    before = sign_in_link_count(stack, ADA)
     response = stack.sender.command("/pim", "connect", user=ADA)
     assert response.status_code == 200
     page, _ = finish_sign_in(stack, sign_in_link(stack, ADA, after=before), who)
     return page
 
 
-def _link_count(stack: Stack, user: str) -> int:
+def sign_in_link_count(stack: Stack, user: str) -> int:
     return sum(
         1
         for m in stack.dms(user)
@@ -82,6 +82,16 @@ def _link_count(stack: Stack, user: str) -> int:
         for e in b.get("elements", [])
         if e.get("action_id") == SIGN_IN_BUTTON
     )
+
+
+def decide_in_portal(stack: Stack, graph_request_id: str, decision: dict[str, str]) -> None:
+    """An approver decides in PIM's own portal (the emulator's admin route), not in Slack."""
+    answer = httpx.post(
+        f"{stack.emu.url}/_emulator/approvals/{graph_request_id}",
+        json=decision,
+        verify=stack.emu.client_ssl_context(),
+    )
+    assert answer.status_code == 200, answer.text
 
 
 def rows(stack: Stack, table: str) -> list[Any]:
@@ -268,24 +278,14 @@ def test_pims_own_approval_is_followed_until_it_is_granted(
     stack.runtime.sweeper.sweep()  # still pending in PIM: nothing changes
     assert not any("is active until" in t for t in stack.dm_texts(ADA))
     # Approved in PIM's own portal (or by email), not in Slack: the next sweep notices.
-    answer = httpx.post(
-        f"{stack.emu.url}/_emulator/approvals/{graph_id}",
-        json={"decision": "approve"},
-        verify=stack.emu.client_ssl_context(),
-    )
-    assert answer.status_code == 200, answer.text
+    decide_in_portal(stack, graph_id, {"decision": "approve"})
     stack.runtime.sweeper.sweep()
     stack.wait(lambda: any("is active until" in t for t in stack.dm_texts(ADA)), what="active")
 
 
 def test_a_denial_in_pim_ends_the_request(make_stack: Callable[..., Stack]) -> None:
     stack, graph_id = _pending_in_pim(make_stack)
-    answer = httpx.post(
-        f"{stack.emu.url}/_emulator/approvals/{graph_id}",
-        json={"decision": "deny"},
-        verify=stack.emu.client_ssl_context(),
-    )
-    assert answer.status_code == 200, answer.text
+    decide_in_portal(stack, graph_id, {"decision": "deny"})
     stack.runtime.sweeper.sweep()
     stack.wait(lambda: any("denied in PIM" in t for t in stack.dm_texts(ADA)), what="denied")
 

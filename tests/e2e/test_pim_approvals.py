@@ -7,12 +7,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
 from stand_ins.graph_emulator import Tenant, default_tenant
 from stand_ins.graph_emulator.tenant import ApprovalStageSettings, Approver
 from tests.e2e.conftest import ADA, ADA_ENTRA, ALAN, APPROVALS, GRACE, PRA, Stack
-from tests.e2e.test_delegated import PEOPLE, connect, finish_sign_in, self_requests, sign_in_link
+from tests.e2e.test_delegated import (
+    PEOPLE,
+    connect,
+    decide_in_portal,
+    finish_sign_in,
+    self_requests,
+    sign_in_link,
+    sign_in_link_count,
+)
 
 TWO_STAGES = "b1be1c3e-b65d-4f19-8427-f6fa0d97feb9"  # Conditional Access Administrator
 GRACE_ENTRA = "5846ce5e-e5bf-49f8-8732-e9c302694d9e"
@@ -35,20 +41,10 @@ def _stack(make_stack: Callable[..., Stack]) -> Stack:
 
 def _connect(stack: Stack, slack_user: str, who: str) -> None:
     """An approver signs in beforehand (``/pim connect``)."""
-    before = _links(stack, slack_user)
+    before = sign_in_link_count(stack, slack_user)
     stack.sender.command("/pim", "connect", user=slack_user)
     page, _ = finish_sign_in(stack, sign_in_link(stack, slack_user, after=before), who)
     assert page.status_code == 200, page.text
-
-
-def _links(stack: Stack, user: str) -> int:
-    return sum(
-        1
-        for m in stack.dms(user)
-        for b in m.blocks
-        for e in b.get("elements", [])
-        if e.get("action_id") == "pim-sign-in-link"
-    )
 
 
 def _ask(stack: Stack, role: str) -> dict[str, Any]:
@@ -176,16 +172,15 @@ def test_a_decision_made_in_pims_portal_is_picked_up_within_one_sweep(
     stack = _stack(make_stack)
     made = _ask(stack, PRA)
     card = _pim_card(stack)
-    answer = httpx.post(
-        f"{stack.emu.url}/_emulator/approvals/{made['id']}",
-        json={
+    decide_in_portal(
+        stack,
+        made["id"],
+        {
             "decision": "approve",
             "reviewer": PEOPLE["grace"][0],
             "justification": "Looked at the ticket in the portal",
         },
-        verify=stack.emu.client_ssl_context(),
     )
-    assert answer.status_code == 200, answer.text
     stack.runtime.sweeper.sweep()
     stack.wait(lambda: any("is active until" in t for t in stack.dm_texts(ADA)), what="active")
     updated = stack.slack.message(APPROVALS, card.ts)
@@ -200,12 +195,11 @@ def test_a_stage_decided_in_the_portal_moves_the_card_to_the_next_stage(
     _connect(stack, ALAN, "alan")
     made = _ask(stack, TWO_STAGES)
     _pim_card(stack, 1)
-    answer = httpx.post(
-        f"{stack.emu.url}/_emulator/approvals/{made['id']}",
-        json={"decision": "approve", "reviewer": PEOPLE["grace"][0], "justification": "ok"},
-        verify=stack.emu.client_ssl_context(),
+    decide_in_portal(
+        stack,
+        made["id"],
+        {"decision": "approve", "reviewer": PEOPLE["grace"][0], "justification": "ok"},
     )
-    assert answer.status_code == 200, answer.text
     stack.runtime.sweeper.sweep()
     second = _pim_card(stack, 2)
     assert "stage 1 approved by Grace Hopper" in str(second.blocks)
